@@ -1,0 +1,45 @@
+import type { Queue } from 'pg-boss';
+import type { Db } from '../db/client.ts';
+import type { Llm } from '../llm/openai.ts';
+import type { Logger } from '../logger.ts';
+
+export const TRIGGERS = ['cron', 'manual', 'cli'] as const;
+export type Trigger = (typeof TRIGGERS)[number];
+
+/** The payload of every job we send; pg-boss stores it, so it is parsed again on the way out. */
+export type JobPayload = { trigger: Trigger };
+
+export type JobSettings = {
+  extractBatchSize: number;
+  llmConcurrency: number;
+  dropsBatchSize: number;
+};
+
+/** What a handler gets for one run. */
+export type JobContext = {
+  db: Db;
+  llm: Llm;
+  logger: Logger;
+  /** Aborted when the run expires, is cancelled or the service stops past its grace period. */
+  signal: AbortSignal;
+  /** The job_logs row of this run; item claims point at it so a dead run's claims can be released. */
+  logId: number;
+  settings: JobSettings;
+};
+
+/** Item-level failures are counted, not thrown: a handler throws only when it cannot do its work. */
+export type JobOutcome = {
+  itemsProcessed: number;
+  itemsFailed: number;
+  metadata?: Record<string, unknown>;
+};
+
+export type JobDefinition = {
+  /** Also the pg-boss queue name: permanent. */
+  name: string;
+  description: string;
+  defaultCron: string;
+  /** Queue options, set on every start (retries, expiry, heartbeat, policy). */
+  queue: Omit<Queue, 'name'>;
+  handler(ctx: JobContext): Promise<JobOutcome>;
+};

@@ -1,0 +1,128 @@
+import { eq, sql } from 'drizzle-orm';
+import { fromDrizzle, type PgBoss } from 'pg-boss';
+import type { Db } from '../db/client.ts';
+import { jobSchedule, type JobScheduleRow } from '../db/schema.ts';
+import type { Logger } from '../logger.ts';
+import { cronProblem, nextOccurrence, timeZoneProblem } from './cron.ts';
+import type { JobPayload } from './job.ts';
+import type { Registry } from './registry.ts';
+
+/**
+ * job_schedule is the source of truth; this module keeps pg-boss's schedules equal to it.
+ * Every function here is idempotent, so several instances can run them at once.
+ */
+
+export type SchedulesDeps = { db: Db; boss: PgBoss; registry: Registry; defaultTimeZone: string; logger: Logger };
+
+export type SchedulePatch = { cron_expression?: string; is_active?: boolean; timezone?: string };
+
+export class ScheduleInputError extends Error {}
+
+const CRON_PAYLOAD: JobPayload = { trigger: 'cron' };
+
+export function nextRunAt(row: Pick<JobScheduleRow, 'cron_expression' | 'timezone' | 'is_active'>, from = new Date()): Date | null {
+  if (!row.is_active || cronProblem(row.cron_expression) || timeZoneProblem(row.timezone)) return null;
+  return nextOccurrence(row.cron_expression, row.timezone, from);
+}
+
+/** Inserts the registry's default rows that are missing; existing rows are never touched. */
+export async function seedSchedules({ db, registry, defaultTimeZone }: SchedulesDeps): Promise<void> {
+  const rows = [...registry.values()].map((job) => {
+    const row = { job_name: job.name, cron_expression: job.defaultCron, timezone: defaultTimeZone, is_active: true };
+    return { ...row, next_run_at: nextRunAt(row) };
+  });
+  await db.insert(jobSchedule).values(rows).onConflictDoNothing({ target: jobSchedule.job_name });
+}
+
+/** Row problems that keep a row out of pg-boss, reported once per distinct bad value. */
+const reported = new Set<string>();
+
+/**
+ * Makes pg-boss match the table: schedules active rows, unschedules inactive and unknown ones,
+ * and refreshes next_run_at. Returns the rows and what changed in pg-boss, for the caller to log.
+ */
+export async function reconcileSchedules(deps: SchedulesDeps): Promise<{ rows: JobScheduleRow[]; scheduled: string[]; unscheduled: string[] }> {
+  const { db, boss, registry, logger } = deps;
+  const rows = await db.select().from(jobSchedule).orderBy(jobSchedule.id);
+  const inBoss = new Map((await boss.getSchedules()).map((s) => [s.name, s]));
+  const scheduled: string[] = [];
+  const unscheduled: string[] = [];
+
+  for (const row of rows) {
+    if (!registry.has(row.job_name)) {
+      report(logger, `${row.job_name}:unknown`, { job: row.job_name }, 'job_schedule row names no registered job; ignored');
+      continue;
+    }
+    const problem = cronProblem(row.cron_expression) ?? timeZoneProblem(row.timezone);
+    if (problem) {
+      report(logger, `${row.job_name}:${row.cron_expression}:${row.timezone}`, { job: row.job_name }, `job_schedule row is invalid, pg-boss keeps its previous schedule: ${problem}`);
+      continue;
+    }
+    const current = inBoss.get(row.job_name);
+    if (row.is_active && (!current || current.cron !== row.cron_expression || current.timezone !== row.timezone)) {
+      await boss.schedule(row.job_name, row.cron_expression, CRON_PAYLOAD, { tz: row.timezone });
+      scheduled.push(row.job_name);
+    } else if (!row.is_active && current) {
+      await boss.unschedule(row.job_name);
+      unscheduled.push(row.job_name);
+    }
+    const next = nextRunAt(row);
+    if (next?.getTime() !== row.next_run_at?.getTime()) {
+      await db.update(jobSchedule).set({ next_run_at: next }).where(eq(jobSchedule.id, row.id));
+    }
+  }
+
+  const known = new Set(rows.filter((r) => registry.has(r.job_name)).map((r) => r.job_name));
+  for (const name of inBoss.keys()) {
+    if (!known.has(name)) {
+      await boss.unschedule(name);
+      unscheduled.push(name);
+      logger.warn({ job: name }, `removed pg-boss schedule of unknown job ${name}`);
+    }
+  }
+  return { rows, scheduled, unscheduled };
+}
+
+function report(logger: Logger, key: string, fields: object, message: string): void {
+  if (reported.has(key)) return;
+  reported.add(key);
+  logger.error(fields, message);
+}
+
+/**
+ * Applies an edit made through the API. The row and pg-boss change in one transaction, so they
+ * never disagree after a response.
+ */
+export async function updateSchedule(deps: SchedulesDeps, jobName: string, patch: SchedulePatch): Promise<JobScheduleRow> {
+  const { db, boss, logger } = deps;
+  const row = await db.transaction(async (tx) => {
+    const [current] = await tx.select().from(jobSchedule).where(eq(jobSchedule.job_name, jobName)).for('update');
+    if (!current) throw new ScheduleInputError(`no schedule for job "${jobName}"`);
+    const next = {
+      cron_expression: patch.cron_expression?.trim() ?? current.cron_expression,
+      timezone: patch.timezone ?? current.timezone,
+      is_active: patch.is_active ?? current.is_active,
+    };
+    const problem = cronProblem(next.cron_expression) ?? timeZoneProblem(next.timezone);
+    if (problem) throw new ScheduleInputError(problem);
+
+    const [updated] = await tx
+      .update(jobSchedule)
+      .set({ ...next, next_run_at: nextRunAt(next), updated_at: sql`now()` })
+      .where(eq(jobSchedule.id, current.id))
+      .returning();
+    const inTx = { db: fromDrizzle(tx, sql) };
+    if (next.is_active) await boss.schedule(jobName, next.cron_expression, CRON_PAYLOAD, { tz: next.timezone, ...inTx });
+    else await boss.unschedule(jobName, undefined, inTx);
+    return updated!;
+  });
+  logger.info({ job: jobName, cron: row.cron_expression, tz: row.timezone, active: row.is_active }, `schedule of ${jobName} updated`);
+  return row;
+}
+
+/** Recomputes next_run_at after a run (the occurrence that fired is now in the past). */
+export async function recordRun(db: Db, jobName: string, at: Date): Promise<void> {
+  const [row] = await db.select().from(jobSchedule).where(eq(jobSchedule.job_name, jobName));
+  if (!row) return;
+  await db.update(jobSchedule).set({ last_run_at: at, next_run_at: nextRunAt(row) }).where(eq(jobSchedule.id, row.id));
+}

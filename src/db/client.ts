@@ -1,0 +1,24 @@
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import pg from 'pg';
+import * as schema from './schema.ts';
+
+export type Db = NodePgDatabase<typeof schema>;
+
+export type Database = { pool: pg.Pool; db: Db; close(): Promise<void> };
+
+/** A pool for our own tables. pg-boss keeps a pool of its own. */
+export function createDb(url: string, { max = 10, applicationName = 'memodrops-scheduler' } = {}): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    application_name: applicationName,
+    // Fail fast when the database is away instead of hanging a request or a job.
+    connectionTimeoutMillis: 5_000,
+  });
+  let closed: Promise<void> | undefined;
+  return {
+    pool,
+    db: drizzle(pool, { schema }),
+    close: () => (closed ??= pool.end()),
+  };
+}

@@ -1,0 +1,139 @@
+import { sql } from 'drizzle-orm';
+import {
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+/**
+ * The tables we own. Property names are the snake_case column names so rows serialize to the
+ * shapes of the design document as they are. pg-boss keeps its own schema (`pgboss`).
+ */
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
+
+export const RUN_STATUSES = ['STARTED', 'COMPLETED', 'FAILED'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+export const HARVEST_STATUSES = ['PENDING', 'PROCESSING', 'BLUEPRINT_DONE', 'BLUEPRINT_ERROR'] as const;
+export type HarvestStatus = (typeof HARVEST_STATUSES)[number];
+
+export const jobSchedule = pgTable('job_schedule', {
+  id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+  job_name: text('job_name').notNull().unique(),
+  cron_expression: text('cron_expression').notNull(),
+  timezone: text('timezone').notNull(),
+  is_active: boolean('is_active').notNull().default(true),
+  last_run_at: timestamp('last_run_at', { withTimezone: true }),
+  next_run_at: timestamp('next_run_at', { withTimezone: true }),
+  created_at: createdAt(),
+  updated_at: updatedAt(),
+});
+
+export const jobLogs = pgTable(
+  'job_logs',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    job_name: text('job_name').notNull(),
+    status: text('status', { enum: RUN_STATUSES }).notNull(),
+    started_at: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+    ended_at: timestamp('ended_at', { withTimezone: true }),
+    items_processed: integer('items_processed').notNull().default(0),
+    items_failed: integer('items_failed').notNull().default(0),
+    error_message: text('error_message'),
+    metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull().default({}),
+  },
+  (t) => [
+    // "latest run of a job" and "logs of a job, newest first" both read this index.
+    index('job_logs_job_name_started_at_idx').on(t.job_name, t.started_at.desc(), t.id.desc()),
+    index('job_logs_started_at_idx').on(t.started_at.desc(), t.id.desc()),
+    // The reaper looks for runs that are still open.
+    index('job_logs_started_idx').on(t.status).where(sql`status = 'STARTED'`),
+    check('job_logs_status_check', sql`${t.status} in ('STARTED', 'COMPLETED', 'FAILED')`),
+  ],
+);
+
+export const harvestItems = pgTable(
+  'harvest_items',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    title: text('title').notNull(),
+    source_url: text('source_url'),
+    content: text('content').notNull(),
+    status: text('status', { enum: HARVEST_STATUSES }).notNull().default('PENDING'),
+    error_message: text('error_message'),
+    /** The job_logs row of the run holding the PROCESSING claim, so a dead run's claims can be released. */
+    claimed_by_log_id: integer('claimed_by_log_id'),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  (t) => [
+    index('harvest_items_status_id_idx').on(t.status, t.id),
+    check('harvest_items_status_check', sql`${t.status} in ('PENDING', 'PROCESSING', 'BLUEPRINT_DONE', 'BLUEPRINT_ERROR')`),
+  ],
+);
+
+export type BlueprintTopic = { code: string; name: string; discipline: string };
+
+export const examBlueprints = pgTable(
+  'exam_blueprints',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    harvest_item_id: integer('harvest_item_id')
+      .notNull()
+      .unique()
+      .references(() => harvestItems.id, { onDelete: 'cascade' }),
+    exam_name: text('exam_name').notNull(),
+    organization: text('organization'),
+    topics: jsonb('topics').$type<BlueprintTopic[]>().notNull(),
+    raw_output: jsonb('raw_output').notNull(),
+    model: text('model').notNull(),
+    drops_generated_at: timestamp('drops_generated_at', { withTimezone: true }),
+    drops_claimed_by_log_id: integer('drops_claimed_by_log_id'),
+    created_at: createdAt(),
+  },
+  (t) => [index('exam_blueprints_pending_drops_idx').on(t.id).where(sql`drops_generated_at is null`)],
+);
+
+export const drops = pgTable(
+  'drops',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    blueprint_id: integer('blueprint_id')
+      .notNull()
+      .references(() => examBlueprints.id, { onDelete: 'cascade' }),
+    topic_code: text('topic_code').notNull(),
+    title: text('title').notNull(),
+    content: text('content').notNull(),
+    position: integer('position').notNull(),
+    created_at: createdAt(),
+  },
+  (t) => [uniqueIndex('drops_blueprint_topic_position_key').on(t.blueprint_id, t.topic_code, t.position)],
+);
+
+export const dropCache = pgTable(
+  'drop_cache',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    blueprint_id: integer('blueprint_id')
+      .notNull()
+      .references(() => examBlueprints.id, { onDelete: 'cascade' }),
+    hash: text('hash').notNull(),
+    payload: jsonb('payload').notNull(),
+    created_at: createdAt(),
+  },
+  (t) => [uniqueIndex('drop_cache_blueprint_hash_key').on(t.blueprint_id, t.hash)],
+);
+
+export type JobScheduleRow = typeof jobSchedule.$inferSelect;
+export type JobLogRow = typeof jobLogs.$inferSelect;
+export type HarvestItemRow = typeof harvestItems.$inferSelect;
+export type ExamBlueprintRow = typeof examBlueprints.$inferSelect;
+export type DropRow = typeof drops.$inferSelect;

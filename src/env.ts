@@ -1,0 +1,87 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/** Every environment variable the service reads. The only module that looks at process.env. */
+
+const seconds = (fallback: number, min = 1, max = 86_400) => z.coerce.number().int().min(min).max(max).default(fallback);
+const flag = (fallback: boolean) =>
+  z.enum(['true', 'false', '1', '0']).default(fallback ? 'true' : 'false').transform((v) => v === 'true' || v === '1');
+
+export function isValidTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1' || host === '[::1]';
+}
+
+const serverTimeZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+
+export const EnvSchema = z
+  .object({
+    PORT: z.coerce.number().int().min(0).max(65_535).default(3333),
+    HOST: z.string().trim().min(1).default('127.0.0.1'),
+    DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+    DATA_DIR: z.string().trim().min(1).default('./data'),
+    EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65_535).default(54329),
+    OPENAI_API_KEY: z.string().trim().min(1).optional(),
+    OPENAI_BASE_URL: z.url().optional(),
+    OPENAI_MODEL: z.string().trim().min(1).default('gpt-4o-mini'),
+    /** Per-request timeout of one LLM call, and how many times the SDK itself retries it. */
+    OPENAI_TIMEOUT_SECONDS: seconds(60, 1, 600),
+    OPENAI_MAX_RETRIES: z.coerce.number().int().min(0).max(5).default(1),
+    API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    SCHEDULER_TIMEZONE: z.string().optional(),
+    TZ: z.string().optional(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** How often pg-boss looks for due cron occurrences (its defaults make a job start up to ~37 s late). */
+    CRON_WORKER_INTERVAL_SECONDS: seconds(1, 1, 45),
+    CRON_MONITOR_INTERVAL_SECONDS: seconds(1, 1, 45),
+    /** LISTEN/NOTIFY wakes workers the moment a job is created instead of at their next poll. */
+    USE_LISTEN_NOTIFY: flag(true),
+    /** How often table edits made outside the API (psql, Drizzle Studio) are applied to pg-boss. */
+    SCHEDULE_SYNC_SECONDS: seconds(2, 1, 300),
+    /** How long a graceful stop waits for running jobs. */
+    SHUTDOWN_TIMEOUT_SECONDS: seconds(30, 1, 3600),
+    EXTRACT_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(10),
+    /** LLM calls in flight at once within one run (items of extract-blueprints, topics of generate-drops). */
+    LLM_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+    DROPS_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(5),
+  })
+  .transform(({ TZ, SCHEDULER_TIMEZONE, ...env }) => ({
+    ...env,
+    SCHEDULER_TIMEZONE: SCHEDULER_TIMEZONE ?? TZ ?? serverTimeZone(),
+  }))
+  .superRefine((env, ctx) => {
+    if (!isValidTimeZone(env.SCHEDULER_TIMEZONE)) {
+      ctx.addIssue({ code: 'custom', path: ['SCHEDULER_TIMEZONE'], message: `"${env.SCHEDULER_TIMEZONE}" is not an IANA time zone` });
+    }
+    if (!env.API_TOKEN && !isLoopbackHost(env.HOST)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['HOST'],
+        message: `refusing to listen on ${env.HOST} without API_TOKEN: set API_TOKEN or bind to 127.0.0.1`,
+      });
+    }
+  });
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export class EnvError extends Error {}
+
+/** Parses the environment; the error names each bad variable. */
+export function parseEnv(source: Record<string, string | undefined> = process.env): Env {
+  // An empty value means "not set", as in most .env tooling.
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const result = EnvSchema.safeParse(cleaned);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => `  ${issue.path.join('.') || 'env'}: ${issue.message}`);
+  throw new EnvError(`Invalid configuration:\n${lines.join('\n')}`);
+}

@@ -1,0 +1,117 @@
+import { and, eq, sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { JobContext, JobDefinition, JobOutcome } from '../boss/job.ts';
+import { examBlueprints, harvestItems, type HarvestItemRow } from '../db/schema.ts';
+import { LlmItemError, type LlmSession } from '../llm/openai.ts';
+import { claimPendingHarvestItems, releaseClaims } from './claims.ts';
+import { EXTRACT_SYSTEM_PROMPT, extractUserPrompt } from './extract-blueprints.prompt.ts';
+import { forEachBounded } from './for-each-bounded.ts';
+
+/** What the model must return. Kept to what Structured Outputs' strict mode supports. */
+export const BlueprintOutputSchema = z.object({
+  exam_name: z.string(),
+  organization: z.string().nullable(),
+  topics: z.array(z.object({ code: z.string(), name: z.string(), discipline: z.string() })),
+});
+
+/** What we accept beyond the JSON schema: non-empty values and unique topic codes. */
+const BlueprintRulesSchema = BlueprintOutputSchema.superRefine((blueprint, ctx) => {
+  if (!blueprint.exam_name.trim()) ctx.addIssue({ code: 'custom', message: 'exam_name is empty' });
+  if (blueprint.topics.length === 0) ctx.addIssue({ code: 'custom', message: 'no topics' });
+  const seen = new Set<string>();
+  for (const topic of blueprint.topics) {
+    if (!topic.code.trim() || !topic.name.trim() || !topic.discipline.trim()) {
+      ctx.addIssue({ code: 'custom', message: `topic ${JSON.stringify(topic.code)} has an empty field` });
+    }
+    if (seen.has(topic.code)) ctx.addIssue({ code: 'custom', message: `topic code ${JSON.stringify(topic.code)} is repeated` });
+    seen.add(topic.code);
+  }
+});
+
+export async function extractBlueprints(ctx: JobContext): Promise<JobOutcome> {
+  const { db, logger, settings, logId } = ctx;
+  // Before claiming anything: a run that cannot call the model must leave every item PENDING.
+  const llm = ctx.llm.session();
+  const items = await claimPendingHarvestItems(db, logId, settings.extractBatchSize);
+  logger.info(`found ${items.length} items to process`);
+
+  let succeeded = 0;
+  let failed = 0;
+  try {
+    await forEachBounded(items, settings.llmConcurrency, ctx.signal, async (item, signal) => {
+      logger.info({ harvestId: item.id }, `processing harvest id=${item.id}`);
+      try {
+        await extractOne(ctx, llm, item, signal);
+        succeeded += 1;
+        logger.info({ harvestId: item.id }, `blueprint saved for harvest id=${item.id}`);
+      } catch (error) {
+        if (!(error instanceof LlmItemError)) throw error;
+        failed += 1;
+        await markItemError(ctx, item.id, error.message);
+        logger.warn({ harvestId: item.id, reason: error.message }, `harvest id=${item.id} failed`);
+      }
+    });
+  } finally {
+    // After a job-level failure the items not yet done go back to PENDING, untouched.
+    await releaseClaims(db, [logId]);
+  }
+  return { itemsProcessed: succeeded, itemsFailed: failed, metadata: { items_claimed: items.length } };
+}
+
+async function extractOne(ctx: JobContext, llm: LlmSession, item: HarvestItemRow, signal: AbortSignal): Promise<void> {
+  const { data, raw } = await llm.structured({
+    schema: BlueprintOutputSchema,
+    name: 'exam_blueprint',
+    system: EXTRACT_SYSTEM_PROMPT,
+    user: extractUserPrompt(item),
+    signal,
+  });
+  const checked = BlueprintRulesSchema.safeParse(data);
+  if (!checked.success) {
+    throw new LlmItemError(`invalid blueprint: ${checked.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  const blueprint = checked.data;
+  await ctx.db.transaction(async (tx) => {
+    // Only while this run still holds the claim; otherwise another run owns the item now.
+    const claimed = await tx
+      .update(harvestItems)
+      .set({ status: 'BLUEPRINT_DONE', error_message: null, claimed_by_log_id: null, updated_at: sql`now()` })
+      .where(and(eq(harvestItems.id, item.id), eq(harvestItems.claimed_by_log_id, ctx.logId)))
+      .returning({ id: harvestItems.id });
+    if (claimed.length === 0) throw new Error(`claim on harvest id=${item.id} was lost`);
+    await tx
+      .insert(examBlueprints)
+      .values({
+        harvest_item_id: item.id,
+        exam_name: blueprint.exam_name.trim(),
+        organization: blueprint.organization?.trim() || null,
+        topics: blueprint.topics,
+        raw_output: raw,
+        model: llm.model,
+      })
+      .onConflictDoNothing({ target: examBlueprints.harvest_item_id });
+  });
+}
+
+async function markItemError(ctx: JobContext, itemId: number, reason: string): Promise<void> {
+  await ctx.db
+    .update(harvestItems)
+    .set({ status: 'BLUEPRINT_ERROR', error_message: reason.slice(0, 2000), claimed_by_log_id: null, updated_at: sql`now()` })
+    .where(and(eq(harvestItems.id, itemId), eq(harvestItems.claimed_by_log_id, ctx.logId)));
+}
+
+export const extractBlueprintsJob: JobDefinition = {
+  name: 'extract-blueprints',
+  description: 'Turns PENDING harvested exam notices into exam blueprints with the LLM',
+  defaultCron: '0 */6 * * *',
+  queue: {
+    policy: 'stately',
+    retryLimit: 3,
+    retryDelay: 30,
+    retryBackoff: true,
+    retryDelayMax: 600,
+    expireInSeconds: 15 * 60,
+    heartbeatSeconds: 30,
+  },
+  handler: extractBlueprints,
+};

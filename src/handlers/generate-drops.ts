@@ -1,0 +1,129 @@
+import { createHash } from 'node:crypto';
+import { and, eq, sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { JobContext, JobDefinition, JobOutcome } from '../boss/job.ts';
+import { dropCache, drops, examBlueprints, type BlueprintTopic, type ExamBlueprintRow } from '../db/schema.ts';
+import { LlmItemError, type LlmSession } from '../llm/openai.ts';
+import { claimBlueprintsWithoutDrops, releaseClaims } from './claims.ts';
+import { forEachBounded } from './for-each-bounded.ts';
+import { DROPS_SYSTEM_PROMPT, dropsUserPrompt } from './generate-drops.prompt.ts';
+
+export const DropsOutputSchema = z.object({
+  drops: z.array(z.object({ title: z.string(), content: z.string() })),
+});
+type DropsPayload = z.infer<typeof DropsOutputSchema>;
+
+const DropsRulesSchema = DropsOutputSchema.superRefine((payload, ctx) => {
+  if (payload.drops.length === 0) ctx.addIssue({ code: 'custom', message: 'no drops' });
+  payload.drops.forEach((drop, i) => {
+    if (!drop.title.trim() || !drop.content.trim()) ctx.addIssue({ code: 'custom', message: `drop ${i + 1} is empty` });
+  });
+});
+
+/** The seed's cache key: SHA-256 of `blueprint_id:topic_code`. */
+export function dropCacheHash(blueprintId: number, topicCode: string): string {
+  return createHash('sha256').update(`${blueprintId}:${topicCode}`).digest('hex');
+}
+
+type Tally = { topicsDone: number; topicsFailed: number; cacheHits: number; blueprintsCompleted: number };
+
+export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
+  const { db, logger, settings, logId } = ctx;
+  const llm = ctx.llm.session();
+  const blueprints = await claimBlueprintsWithoutDrops(db, logId, settings.dropsBatchSize);
+  logger.info(`found ${blueprints.length} blueprints without drops`);
+
+  const tally: Tally = { topicsDone: 0, topicsFailed: 0, cacheHits: 0, blueprintsCompleted: 0 };
+  try {
+    for (const blueprint of blueprints) {
+      ctx.signal.throwIfAborted();
+      await generateForBlueprint(ctx, llm, blueprint, tally);
+    }
+  } finally {
+    await releaseClaims(db, [logId]);
+  }
+  return {
+    itemsProcessed: tally.topicsDone,
+    itemsFailed: tally.topicsFailed,
+    metadata: { blueprints: blueprints.length, blueprints_completed: tally.blueprintsCompleted, cache_hits: tally.cacheHits },
+  };
+}
+
+async function generateForBlueprint(ctx: JobContext, llm: LlmSession, blueprint: ExamBlueprintRow, tally: Tally): Promise<void> {
+  const { db, logger } = ctx;
+  let failedHere = 0;
+  await forEachBounded(blueprint.topics, ctx.settings.llmConcurrency, ctx.signal, async (topic, signal) => {
+    try {
+      const hit = await topicDrops(ctx, llm, blueprint, topic, signal);
+      if (hit) tally.cacheHits += 1;
+      tally.topicsDone += 1;
+    } catch (error) {
+      if (!(error instanceof LlmItemError)) throw error;
+      failedHere += 1;
+      tally.topicsFailed += 1;
+      logger.warn({ blueprintId: blueprint.id, topic: topic.code, reason: error.message }, `drops for topic ${topic.code} failed`);
+    }
+  });
+  if (failedHere === 0) {
+    await db.update(examBlueprints).set({ drops_generated_at: sql`now()` }).where(eq(examBlueprints.id, blueprint.id));
+    tally.blueprintsCompleted += 1;
+    logger.info({ blueprintId: blueprint.id }, `all topics of blueprint id=${blueprint.id} have drops`);
+  }
+}
+
+/** Saves the drops of one topic; true when they came from the cache (no LLM call). */
+async function topicDrops(ctx: JobContext, llm: LlmSession, blueprint: ExamBlueprintRow, topic: BlueprintTopic, signal: AbortSignal): Promise<boolean> {
+  const hash = dropCacheHash(blueprint.id, topic.code);
+  const [cached] = await ctx.db
+    .select({ payload: dropCache.payload })
+    .from(dropCache)
+    .where(and(eq(dropCache.blueprint_id, blueprint.id), eq(dropCache.hash, hash)));
+  const cachedPayload = cached ? DropsRulesSchema.safeParse(cached.payload) : undefined;
+
+  let payload: DropsPayload;
+  if (cachedPayload?.success) {
+    payload = cachedPayload.data;
+  } else {
+    const { data } = await llm.structured({
+      schema: DropsOutputSchema,
+      name: 'topic_drops',
+      system: DROPS_SYSTEM_PROMPT,
+      user: dropsUserPrompt(blueprint.exam_name, topic),
+      signal,
+    });
+    const checked = DropsRulesSchema.safeParse(data);
+    if (!checked.success) throw new LlmItemError(`invalid drops: ${checked.error.issues.map((i) => i.message).join('; ')}`);
+    payload = checked.data;
+  }
+
+  const hit = Boolean(cachedPayload?.success);
+  await ctx.db.transaction(async (tx) => {
+    if (!hit) {
+      await tx
+        .insert(dropCache)
+        .values({ blueprint_id: blueprint.id, hash, payload })
+        .onConflictDoUpdate({ target: [dropCache.blueprint_id, dropCache.hash], set: { payload } });
+    }
+    await tx
+      .insert(drops)
+      .values(payload.drops.map((drop, i) => ({ blueprint_id: blueprint.id, topic_code: topic.code, title: drop.title.trim(), content: drop.content.trim(), position: i + 1 })))
+      .onConflictDoNothing({ target: [drops.blueprint_id, drops.topic_code, drops.position] });
+  });
+  return hit;
+}
+
+export const generateDropsJob: JobDefinition = {
+  name: 'generate-drops',
+  description: 'Writes short lessons (drops) for every topic of blueprints that have none yet',
+  defaultCron: '0 0 * * *',
+  queue: {
+    policy: 'stately',
+    retryLimit: 3,
+    retryDelay: 30,
+    retryBackoff: true,
+    retryDelayMax: 600,
+    expireInSeconds: 30 * 60,
+    heartbeatSeconds: 30,
+  },
+  handler: generateDrops,
+};

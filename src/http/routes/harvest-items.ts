@@ -1,0 +1,39 @@
+import { desc, eq } from 'drizzle-orm';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { Db } from '../../db/client.ts';
+import { HARVEST_STATUSES, harvestItems } from '../../db/schema.ts';
+import { PaginationSchema, text, validate } from '../validation.ts';
+
+const NewHarvestItemSchema = z.strictObject({
+  title: text().trim().min(1, 'title must not be empty').max(500, 'title is longer than 500 characters'),
+  content: text().trim().min(1, 'content must not be empty'),
+  source_url: z.url('source_url must be an http(s) URL').max(2000).refine((u) => /^https?:/i.test(u), 'source_url must be an http(s) URL').nullish(),
+});
+
+const ListSchema = PaginationSchema.extend({ status: z.enum(HARVEST_STATUSES, `status must be one of ${HARVEST_STATUSES.join(', ')}`).optional() });
+
+/** Harvested exam notices: the input of extract-blueprints. */
+export function harvestItemsRoutes(db: Db): Hono {
+  const app = new Hono();
+
+  app.post('/', validate('json', NewHarvestItemSchema), async (c) => {
+    const { title, content, source_url } = c.req.valid('json');
+    const [row] = await db.insert(harvestItems).values({ title, content, source_url: source_url ?? null }).returning();
+    return c.json(row, 201);
+  });
+
+  app.get('/', validate('query', ListSchema), async (c) => {
+    const { status, limit, offset } = c.req.valid('query');
+    const rows = await db
+      .select()
+      .from(harvestItems)
+      .where(status ? eq(harvestItems.status, status) : undefined)
+      .orderBy(desc(harvestItems.id))
+      .limit(limit)
+      .offset(offset);
+    return c.json(rows);
+  });
+
+  return app;
+}

@@ -1,0 +1,89 @@
+import { count, desc, eq, sql } from 'drizzle-orm';
+import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { z } from 'zod';
+import type { JobPayload } from '../../boss/job.ts';
+import { type SchedulesDeps, ScheduleInputError, updateSchedule } from '../../boss/schedules.ts';
+import { jobLogs, jobSchedule, type JobLogRow } from '../../db/schema.ts';
+import { PaginationSchema, text, validate } from '../validation.ts';
+
+/** The design document's seven control routes, under /api/jobs. */
+
+const SchedulePatchSchema = z
+  .strictObject({
+    cron_expression: text().max(200, 'cron_expression is too long').optional(),
+    is_active: z.boolean('is_active must be true or false').optional(),
+    timezone: text().max(100, 'timezone is too long').optional(),
+  })
+  .refine((patch) => Object.keys(patch).length > 0, 'give at least one of cron_expression, is_active, timezone');
+
+const LogsQuerySchema = PaginationSchema.extend({ jobName: text().max(300).optional() });
+
+export function jobsRoutes(deps: SchedulesDeps): Hono {
+  const { db, boss, registry } = deps;
+  const app = new Hono();
+
+  /** 404 for anything that is not a registered job, before any query uses the name. */
+  const knownJob = (name: string) => {
+    if (!registry.has(name)) throw new HTTPException(404, { message: `unknown job "${name.slice(0, 100)}"; known jobs: ${[...registry.keys()].join(', ')}` });
+    return name;
+  };
+
+  app.get('/schedules', async (c) => c.json(await db.select().from(jobSchedule).orderBy(jobSchedule.id)));
+
+  app.get('/schedules/:jobName', async (c) => {
+    const name = knownJob(c.req.param('jobName'));
+    const [row] = await db.select().from(jobSchedule).where(eq(jobSchedule.job_name, name));
+    if (!row) throw new HTTPException(404, { message: `no schedule for job "${name}"` });
+    return c.json(row);
+  });
+
+  app.put('/schedules/:jobName', validate('json', SchedulePatchSchema), async (c) => {
+    const name = knownJob(c.req.param('jobName'));
+    try {
+      return c.json(await updateSchedule(deps, name, c.req.valid('json')));
+    } catch (error) {
+      if (error instanceof ScheduleInputError) throw new HTTPException(400, { message: error.message });
+      throw error;
+    }
+  });
+
+  app.post('/run/:jobName', async (c) => {
+    const name = knownJob(c.req.param('jobName'));
+    const payload: JobPayload = { trigger: 'manual' };
+    const jobId = await boss.send(name, payload);
+    if (!jobId) {
+      // The queue policy allows one waiting run per job; point at the one already waiting.
+      const [waiting] = await boss.findJobs(name, { queued: true, limit: 1 });
+      return c.json({ error: `job ${name} already has a run waiting to start`, jobName: name, jobId: waiting?.id ?? null }, 409);
+    }
+    return c.json({ message: `Job ${name} enqueued`, jobName: name, jobId }, 202);
+  });
+
+  app.get('/logs', validate('query', LogsQuerySchema), async (c) => {
+    const { jobName, limit, offset } = c.req.valid('query');
+    const where = jobName === undefined ? undefined : eq(jobLogs.job_name, knownJob(jobName));
+    const rows = await db.select().from(jobLogs).where(where).orderBy(desc(jobLogs.started_at), desc(jobLogs.id)).limit(limit).offset(offset);
+    return c.json(rows);
+  });
+
+  app.get('/logs/:jobName/latest', async (c) => {
+    const name = knownJob(c.req.param('jobName'));
+    const [row] = await db.select().from(jobLogs).where(eq(jobLogs.job_name, name)).orderBy(desc(jobLogs.started_at), desc(jobLogs.id)).limit(1);
+    if (!row) throw new HTTPException(404, { message: `job ${name} has not run yet` });
+    return c.json(row);
+  });
+
+  app.get('/status', async (c) => {
+    const [schedules, latest, [total]] = await Promise.all([
+      db.select().from(jobSchedule).orderBy(jobSchedule.id),
+      db.execute<JobLogRow>(sql`select distinct on (job_name) * from job_logs order by job_name, started_at desc, id desc`),
+      db.select({ n: count() }).from(jobLogs),
+    ]);
+    const byJob = new Map(latest.rows.map((row) => [row.job_name, row]));
+    const latestLogs = Object.fromEntries([...registry.keys()].map((name) => [name, byJob.get(name) ?? null]));
+    return c.json({ schedules, latestLogs, totalLogs: total?.n ?? 0 });
+  });
+
+  return app;
+}

@@ -1,0 +1,136 @@
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Hono } from 'hono';
+import type { PgBoss } from 'pg-boss';
+import { createBoss, ensureQueues } from './boss/client.ts';
+import { reapLostRuns } from './boss/reaper.ts';
+import { createRegistry, type Registry } from './boss/registry.ts';
+import { createRunner } from './boss/runner.ts';
+import { reconcileSchedules, seedSchedules, type SchedulesDeps } from './boss/schedules.ts';
+import { registerWorkers } from './boss/workers.ts';
+import { createDb, type Database } from './db/client.ts';
+import { openDatabase } from './db/open.ts';
+import { runMigrations } from './db/migrate.ts';
+import type { Env } from './env.ts';
+import { createApp } from './http/app.ts';
+import { createLlm } from './llm/openai.ts';
+import { maskUrl, type Logger } from './logger.ts';
+
+export type Service = {
+  /** Base URL of the HTTP API. */
+  url: string;
+  app: Hono;
+  boss: PgBoss;
+  database: Database;
+  registry: Registry;
+  /** Graceful stop, in reverse order of start; safe to call twice. */
+  stop(): Promise<void>;
+};
+
+const REAPER_INTERVAL_MS = 15_000;
+
+/** Boot: database → migrations → pg-boss → queues → schedules → workers → HTTP. */
+export async function startService(env: Env, logger: Logger, registry = createRegistry()): Promise<Service> {
+  const releasers: Array<() => Promise<void> | void> = [];
+  const release = async () => {
+    for (const fn of releasers.reverse().splice(0)) {
+      await Promise.resolve(fn()).catch((error) => logger.error({ err: error }, 'error while stopping'));
+    }
+  };
+
+  try {
+    logger.info('initialising job scheduler');
+    const opened = await openDatabase(env, logger);
+    releasers.push(() => opened.stop());
+    logger.info({ database: maskUrl(opened.url) }, `database: ${maskUrl(opened.url)}${opened.embedded ? ' (embedded)' : ''}`);
+
+    const database = createDb(opened.url);
+    releasers.push(() => database.close());
+    await runMigrations(database.pool);
+
+    const boss = createBoss({
+      url: opened.url,
+      logger,
+      schedule: true,
+      cronWorkerIntervalSeconds: env.CRON_WORKER_INTERVAL_SECONDS,
+      cronMonitorIntervalSeconds: env.CRON_MONITOR_INTERVAL_SECONDS,
+      useListenNotify: env.USE_LISTEN_NOTIFY,
+    });
+    await boss.start();
+    const runner = createRunner({
+      db: database.db,
+      llm: createLlm({
+        apiKey: env.OPENAI_API_KEY,
+        baseURL: env.OPENAI_BASE_URL,
+        model: env.OPENAI_MODEL,
+        timeoutMs: env.OPENAI_TIMEOUT_SECONDS * 1000,
+        maxRetries: env.OPENAI_MAX_RETRIES,
+      }),
+      logger,
+      settings: { extractBatchSize: env.EXTRACT_BATCH_SIZE, llmConcurrency: env.LLM_CONCURRENCY, dropsBatchSize: env.DROPS_BATCH_SIZE },
+    });
+    releasers.push(async () => {
+      // pg-boss waits for running handlers up to the timeout, then fails them (they are retried).
+      await boss.stop({ graceful: true, timeout: env.SHUTDOWN_TIMEOUT_SECONDS * 1000 });
+      await runner.drain(5_000);
+    });
+    await ensureQueues(boss, registry);
+
+    const schedulesDeps: SchedulesDeps = { db: database.db, boss, registry, defaultTimeZone: env.SCHEDULER_TIMEZONE, logger };
+    await seedSchedules(schedulesDeps);
+    const { rows } = await reconcileSchedules(schedulesDeps);
+    const active = rows.filter((row) => row.is_active && registry.has(row.job_name));
+    logger.info(`found ${active.length} scheduled jobs`);
+    for (const row of active) logger.info({ job: row.job_name, cron: row.cron_expression, tz: row.timezone }, `scheduling job ${row.job_name} with cron ${row.cron_expression} (${row.timezone})`);
+
+    await reapLostRuns({ db: database.db, boss, logger });
+    await registerWorkers(boss, registry, runner);
+
+    releasers.push(every(env.SCHEDULE_SYNC_SECONDS * 1000, logger, 'schedule sync', async () => {
+      const { scheduled, unscheduled } = await reconcileSchedules(schedulesDeps);
+      if (scheduled.length || unscheduled.length) logger.info({ scheduled, unscheduled }, 'job_schedule edited outside the API: pg-boss updated');
+    }));
+    releasers.push(every(REAPER_INTERVAL_MS, logger, 'reaper', () => reapLostRuns({ db: database.db, boss, logger })));
+
+    const app = createApp({ ...schedulesDeps, apiToken: env.API_TOKEN });
+    const server = await listen(app, env.HOST, env.PORT);
+    releasers.push(() => closeServer(server));
+    const { port } = server.address() as AddressInfo;
+    const url = `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${port}`;
+    logger.info({ api: url, auth: Boolean(env.API_TOKEN) }, `job scheduler ready: API on ${url}`);
+
+    let stopping: Promise<void> | undefined;
+    return { url, app, boss, database, registry, stop: () => (stopping ??= release()) };
+  } catch (error) {
+    await release();
+    throw error;
+  }
+}
+
+/** Runs `task` every `ms` without overlapping itself; returns the releaser. Errors are logged, never thrown. */
+function every(ms: number, logger: Logger, name: string, task: () => Promise<unknown>): () => Promise<void> {
+  let running: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    running = running.then(task).catch((error) => logger.error({ err: error }, `${name} failed`));
+  }, ms);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}
+
+function listen(app: Hono, hostname: string, port: number): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, hostname, port }, () => resolve(server));
+    server.once('error', (error) => reject(new Error(`cannot listen on ${hostname}:${port}: ${error.message}`)));
+  });
+}
+
+function closeServer(server: ServerType): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Idle keep-alive connections would otherwise hold close() open.
+    if ('closeIdleConnections' in server) server.closeIdleConnections();
+  });
+}
