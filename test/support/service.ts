@@ -1,0 +1,77 @@
+import { Writable } from 'node:stream';
+import { parseEnv, type Env } from '../../src/env.ts';
+import { createLogger } from '../../src/logger.ts';
+import { startService, type Service } from '../../src/service.ts';
+import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.ts';
+import { createTestDatabase, type TestDatabase } from './postgres.ts';
+
+export type TestService = {
+  service: Service;
+  env: Env;
+  database: TestDatabase;
+  llm: FakeOpenAI;
+  /** Every log line the service wrote, parsed. */
+  logs: Array<Record<string, unknown>>;
+  /** Real HTTP against the listening server. */
+  http(path: string, init?: RequestInit): Promise<Response>;
+  stop(): Promise<void>;
+};
+
+/**
+ * The whole service, in-process, on a database of its own and a fake OpenAI server over HTTP.
+ * `envOverrides` are environment variables as strings, parsed by the real env schema.
+ */
+export async function startTestService(envOverrides: Record<string, string | undefined> = {}, existing?: { database?: TestDatabase; llm?: FakeOpenAI }): Promise<TestService> {
+  const database = existing?.database ?? (await createTestDatabase());
+  const llm = existing?.llm ?? (await startFakeOpenAI());
+  const env = parseEnv({
+    DATABASE_URL: database.url,
+    PORT: '0',
+    OPENAI_API_KEY: 'sk-test-key-0123456789',
+    OPENAI_BASE_URL: llm.url,
+    OPENAI_MAX_RETRIES: '0',
+    SCHEDULER_TIMEZONE: 'UTC',
+    SCHEDULE_SYNC_SECONDS: '1',
+    LOG_LEVEL: 'debug',
+    ...envOverrides,
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const service = await startService(env, createLogger(env.LOG_LEVEL, sink));
+  let stopped: Promise<void> | undefined;
+  return {
+    service,
+    env,
+    database,
+    llm,
+    logs,
+    http: (path, init) => fetch(new URL(path, service.url), init),
+    stop: () =>
+      (stopped ??= (async () => {
+        await service.stop();
+        if (!existing?.llm) await llm.close();
+        if (!existing?.database) await database.drop();
+      })()),
+  };
+}
+
+/** Polls `check` until it returns a truthy value or the time runs out. */
+export async function eventually<T>(check: () => Promise<T | undefined | null | false>, { timeoutMs = 15_000, intervalMs = 100 } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+}
