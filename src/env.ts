@@ -3,10 +3,6 @@ import { z } from 'zod';
 
 /** Every environment variable the service reads. The only module that looks at process.env. */
 
-const seconds = (fallback: number, min = 1, max = 86_400) => z.coerce.number().int().min(min).max(max).default(fallback);
-const flag = (fallback: boolean) =>
-  z.enum(['true', 'false', '1', '0']).default(fallback ? 'true' : 'false').transform((v) => v === 'true' || v === '1');
-
 export function isValidTimeZone(tz: string): boolean {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
@@ -22,24 +18,37 @@ export function isLoopbackHost(host: string): boolean {
   return host === '::1' || host === '[::1]';
 }
 
+/** A whole number in [min, max]; the message says so, whatever was wrong. */
+const int = (fallback: number, min: number, max: number) => {
+  const message = `must be a whole number from ${min} to ${max}`;
+  return z.coerce.number({ error: message }).int(message).min(min, message).max(max, message).default(fallback);
+};
+const seconds = (fallback: number, min = 1, max = 86_400) => int(fallback, min, max);
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1');
+const timeZone = z.string().refine(isValidTimeZone, { error: (issue) => `"${String(issue.input)}" is not an IANA time zone` });
+
 const serverTimeZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 
 export const EnvSchema = z
   .object({
-    PORT: z.coerce.number().int().min(0).max(65_535).default(3333),
+    PORT: int(3333, 0, 65_535),
     HOST: z.string().trim().min(1).default('127.0.0.1'),
-    DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+    DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional(),
     DATA_DIR: z.string().trim().min(1).default('./data'),
-    EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65_535).default(54329),
+    EMBEDDED_PG_PORT: int(54329, 1, 65_535),
     OPENAI_API_KEY: z.string().trim().min(1).optional(),
-    OPENAI_BASE_URL: z.url().optional(),
+    OPENAI_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
     OPENAI_MODEL: z.string().trim().min(1).default('gpt-4o-mini'),
     /** Per-request timeout of one LLM call, and how many times the SDK itself retries it. */
     OPENAI_TIMEOUT_SECONDS: seconds(60, 1, 600),
-    OPENAI_MAX_RETRIES: z.coerce.number().int().min(0).max(5).default(1),
+    OPENAI_MAX_RETRIES: int(1, 0, 5),
     API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-    SCHEDULER_TIMEZONE: z.string().optional(),
-    TZ: z.string().optional(),
+    SCHEDULER_TIMEZONE: timeZone.optional(),
+    TZ: timeZone.optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** How often pg-boss looks for due cron occurrences (its defaults make a job start up to ~37 s late). */
     CRON_WORKER_INTERVAL_SECONDS: seconds(1, 1, 45),
@@ -50,19 +59,16 @@ export const EnvSchema = z
     SCHEDULE_SYNC_SECONDS: seconds(2, 1, 300),
     /** How long a graceful stop waits for running jobs. */
     SHUTDOWN_TIMEOUT_SECONDS: seconds(30, 1, 3600),
-    EXTRACT_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(10),
+    EXTRACT_BATCH_SIZE: int(10, 1, 1000),
     /** LLM calls in flight at once within one run (items of extract-blueprints, topics of generate-drops). */
-    LLM_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
-    DROPS_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(5),
+    LLM_CONCURRENCY: int(4, 1, 64),
+    DROPS_BATCH_SIZE: int(5, 1, 1000),
   })
   .transform(({ TZ, SCHEDULER_TIMEZONE, ...env }) => ({
     ...env,
     SCHEDULER_TIMEZONE: SCHEDULER_TIMEZONE ?? TZ ?? serverTimeZone(),
   }))
   .superRefine((env, ctx) => {
-    if (!isValidTimeZone(env.SCHEDULER_TIMEZONE)) {
-      ctx.addIssue({ code: 'custom', path: ['SCHEDULER_TIMEZONE'], message: `"${env.SCHEDULER_TIMEZONE}" is not an IANA time zone` });
-    }
     if (!env.API_TOKEN && !isLoopbackHost(env.HOST)) {
       ctx.addIssue({
         code: 'custom',

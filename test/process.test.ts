@@ -1,0 +1,143 @@
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeOpenAI, type FakeOpenAI } from './support/fake-openai.ts';
+import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
+import { freePort, runScript, startServiceProcess } from './support/processes.ts';
+
+const blueprint = { exam_name: 'TRT 2ª Região', organization: 'FCC', topics: [{ code: 'PORT-01', name: 'Crase', discipline: 'Língua Portuguesa' }] };
+
+async function addPendingItem(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`insert into harvest_items (title, content) values ('Edital', 'Conteúdo programático: crase')`);
+  await client.end();
+}
+
+describe('configuration and startup (real process)', () => {
+  it('refuses to listen on a public address without API_TOKEN, naming the variables', async () => {
+    const result = await runScript('src/main.ts', [], { HOST: '0.0.0.0', DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('HOST');
+    expect(result.stderr).toContain('API_TOKEN');
+  });
+
+  it('stops at a bad value with a message naming the variable', async () => {
+    const result = await runScript('src/main.ts', [], { PORT: 'eighty', SCHEDULER_TIMEZONE: 'Mars/Olympus' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/PORT/);
+    expect(result.stderr).toMatch(/SCHEDULER_TIMEZONE: "Mars\/Olympus" is not an IANA time zone/);
+  });
+
+  it('logs what the scheduler does at startup, masks the password, and exits 0 on SIGTERM', async () => {
+    const db = await createTestDatabase();
+    try {
+      const service = await startServiceProcess({ DATABASE_URL: db.url, PORT: String(await freePort()) });
+      const log = service.output();
+      expect(log).toContain('initialising job scheduler');
+      expect(log).toContain('found 2 scheduled jobs');
+      expect(log).toContain('scheduling job extract-blueprints with cron 0 */6 * * *');
+      expect(log).toContain('scheduling job generate-drops with cron 0 0 * * *');
+      expect(log).toMatch(/job scheduler ready: API on http:\/\/127\.0\.0\.1:\d+/);
+      const password = new URL(db.url).password;
+      expect(log).toContain(':****@');
+      expect(log).not.toContain(password);
+      service.child.kill('SIGTERM');
+      expect(await service.exited).toBe(0);
+      expect(service.output()).toContain('stopped');
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe('CLI runs (npm run job:*)', () => {
+  let llm: FakeOpenAI;
+  let db: TestDatabase;
+  beforeAll(async () => {
+    llm = await startFakeOpenAI();
+    llm.respond(() => ({ content: blueprint }));
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await llm?.close();
+    await db?.drop();
+  });
+
+  it('exits 0 after a COMPLETED run, logged with trigger cli, and prints a one-line summary', async () => {
+    await addPendingItem(db.url);
+    const result = await runScript('src/cli/run-job.ts', ['extract-blueprints'], { DATABASE_URL: db.url, OPENAI_API_KEY: 'sk-test-0123456789', OPENAI_BASE_URL: llm.url });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.trim().split('\n')).toHaveLength(1);
+    expect(result.stdout).toMatch(/^extract-blueprints COMPLETED — 1 succeeded, 0 failed/);
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const { rows } = await client.query(`select status, metadata from job_logs where job_name = 'extract-blueprints' order by id desc limit 1`);
+    await client.end();
+    expect(rows[0].status).toBe('COMPLETED');
+    expect(rows[0].metadata.trigger).toBe('cli');
+  });
+
+  it('exits 1 when the run FAILED (no API key) and leaves the item PENDING', async () => {
+    await addPendingItem(db.url);
+    const result = await runScript('src/cli/run-job.ts', ['extract-blueprints'], { DATABASE_URL: db.url });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^extract-blueprints FAILED: OPENAI_API_KEY is not set/);
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const { rows } = await client.query(`select status from harvest_items order by id desc limit 1`);
+    await client.end();
+    expect(rows[0].status).toBe('PENDING');
+  });
+
+  it('exits 2 with usage for an unknown job', async () => {
+    const result = await runScript('src/cli/run-job.ts', ['drop-tables'], { DATABASE_URL: db.url });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('usage: run-job <extract-blueprints|generate-drops>');
+  });
+});
+
+describe('embedded default (no DATABASE_URL)', () => {
+  let dataDir: string;
+  let llm: FakeOpenAI;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'memodrops-embedded-'));
+    await chmod(dataDir, 0o755);
+    llm = await startFakeOpenAI();
+    llm.respond(() => ({ content: blueprint }));
+  });
+  afterAll(async () => {
+    await llm?.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('a CLI run uses the service database whether or not the service runs, and never stops it under the service', async () => {
+    const pgPort = String(await freePort());
+    const common = { DATA_DIR: dataDir, EMBEDDED_PG_PORT: pgPort, OPENAI_API_KEY: 'sk-test-0123456789', OPENAI_BASE_URL: llm.url };
+
+    // Service not running: the CLI starts the embedded database, runs, and stops it again.
+    const alone = await runScript('src/cli/run-job.ts', ['extract-blueprints'], common, 120_000);
+    expect(alone.code, alone.stderr).toBe(0);
+    expect(alone.stderr).toContain('embedded PostgreSQL started');
+    expect(alone.stderr).toContain('embedded PostgreSQL stopped');
+
+    // Service running: the CLI joins its database and leaves it running.
+    const apiPort = await freePort();
+    const service = await startServiceProcess({ ...common, PORT: String(apiPort) }, 120_000);
+    try {
+      const joined = await runScript('src/cli/run-job.ts', ['generate-drops'], common);
+      expect(joined.code, joined.stderr).toBe(0);
+      expect(joined.stderr).not.toContain('embedded PostgreSQL started');
+      const logs = (await (await fetch(`http://127.0.0.1:${apiPort}/api/jobs/logs`)).json()) as Array<{ job_name: string; metadata: { trigger: string } }>;
+      // Both CLI runs are in the service's database: the first was made before the service started.
+      expect(logs.map((l: { job_name: string; metadata: { trigger: string } }) => `${l.job_name}:${l.metadata.trigger}`).sort()).toEqual(['extract-blueprints:cli', 'generate-drops:cli']);
+      expect((await fetch(`http://127.0.0.1:${apiPort}/healthz`)).status).toBe(200);
+    } finally {
+      service.child.kill('SIGTERM');
+      expect(await service.exited).toBe(0);
+    }
+    expect(service.output()).toContain('embedded PostgreSQL stopped');
+  }, 180_000);
+});
