@@ -50,6 +50,8 @@ export const EnvSchema = z
     SCHEDULER_TIMEZONE: timeZone.optional(),
     TZ: timeZone.optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** `pretty` for a terminal; `json` (one object a line) for log shippers. Default: pretty on a TTY. */
+    LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
     /** How often pg-boss looks for due cron occurrences (its defaults make a job start up to ~37 s late). */
     CRON_WORKER_INTERVAL_SECONDS: seconds(1, 1, 45),
     CRON_MONITOR_INTERVAL_SECONDS: seconds(1, 1, 45),
@@ -64,8 +66,9 @@ export const EnvSchema = z
     LLM_CONCURRENCY: int(4, 1, 64),
     DROPS_BATCH_SIZE: int(5, 1, 1000),
   })
-  .transform(({ TZ, SCHEDULER_TIMEZONE, ...env }) => ({
+  .transform(({ TZ, SCHEDULER_TIMEZONE, LOG_FORMAT, ...env }) => ({
     ...env,
+    LOG_FORMAT: LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),
     SCHEDULER_TIMEZONE: SCHEDULER_TIMEZONE ?? TZ ?? serverTimeZone(),
   }))
   .superRefine((env, ctx) => {

@@ -16,8 +16,18 @@ const REDACT = [
   'headers.authorization',
 ];
 
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  return pino({ level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: 'memodrops-scheduler' } }, destination);
+export type LogFormat = 'json' | 'pretty';
+
+/**
+ * The root logger. JSON lines by default (for log shippers); `pretty` gives colourised lines for a
+ * terminal. An explicit destination (tests, the CLI's stderr) always gets JSON.
+ */
+export function createLogger(level: string, destination?: pino.DestinationStream, format: LogFormat = 'json'): Logger {
+  const options: pino.LoggerOptions = { level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: 'memodrops-scheduler' } };
+  if (!destination && format === 'pretty') {
+    return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
+  }
+  return pino(options, destination);
 }
 
 /** Hides the password of a connection URL so it can be logged. */

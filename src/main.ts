@@ -12,7 +12,7 @@ async function main(): Promise<void> {
     console.error(error.message);
     process.exit(2);
   }
-  const logger = createLogger(env.LOG_LEVEL);
+  const logger = createLogger(env.LOG_LEVEL, undefined, env.LOG_FORMAT);
   const service = await startService(env, logger).catch((error) => {
     logger.fatal({ err: error }, `startup failed: ${error.message}`);
     process.exit(1);
