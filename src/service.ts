@@ -44,7 +44,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     releasers.push(() => opened.stop());
     logger.info({ database: maskUrl(opened.url) }, `database: ${maskUrl(opened.url)}${opened.embedded ? ' (embedded)' : ''}`);
 
-    const database = createDb(opened.url);
+    const database = createDb(opened.url, { onError: (error) => logger.warn({ err: error }, 'idle database connection lost') });
     releasers.push(() => database.close());
     await runMigrations(database.pool);
 
