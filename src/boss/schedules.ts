@@ -44,7 +44,6 @@ const reported = new Set<string>();
 export async function reconcileSchedules(deps: SchedulesDeps): Promise<{ rows: JobScheduleRow[]; scheduled: string[]; unscheduled: string[] }> {
   const { db, boss, registry, logger } = deps;
   const rows = await db.select().from(jobSchedule).orderBy(jobSchedule.id);
-  const inBoss = new Map((await boss.getSchedules()).map((s) => [s.name, s]));
   const scheduled: string[] = [];
   const unscheduled: string[] = [];
 
@@ -53,27 +52,13 @@ export async function reconcileSchedules(deps: SchedulesDeps): Promise<{ rows: J
       report(logger, `${row.job_name}:unknown`, { job: row.job_name }, 'job_schedule row names no registered job; ignored');
       continue;
     }
-    const problem = cronProblem(row.cron_expression) ?? timeZoneProblem(row.timezone);
-    if (problem) {
-      report(logger, `${row.job_name}:${row.cron_expression}:${row.timezone}`, { job: row.job_name }, `job_schedule row is invalid, pg-boss keeps its previous schedule: ${problem}`);
-      continue;
-    }
-    const current = inBoss.get(row.job_name);
-    if (row.is_active && (!current || current.cron !== row.cron_expression || current.timezone !== row.timezone)) {
-      await boss.schedule(row.job_name, row.cron_expression, CRON_PAYLOAD, { tz: row.timezone });
-      scheduled.push(row.job_name);
-    } else if (!row.is_active && current) {
-      await boss.unschedule(row.job_name);
-      unscheduled.push(row.job_name);
-    }
-    const next = nextRunAt(row);
-    if (next?.getTime() !== row.next_run_at?.getTime()) {
-      await db.update(jobSchedule).set({ next_run_at: next }).where(eq(jobSchedule.id, row.id));
-    }
+    const change = await syncRow(deps, row.job_name);
+    if (change === 'scheduled') scheduled.push(row.job_name);
+    if (change === 'unscheduled') unscheduled.push(row.job_name);
   }
 
   const known = new Set(rows.filter((r) => registry.has(r.job_name)).map((r) => r.job_name));
-  for (const name of inBoss.keys()) {
+  for (const { name } of await boss.getSchedules()) {
     if (!known.has(name)) {
       await boss.unschedule(name);
       unscheduled.push(name);
@@ -81,6 +66,38 @@ export async function reconcileSchedules(deps: SchedulesDeps): Promise<{ rows: J
     }
   }
   return { rows, scheduled, unscheduled };
+}
+
+/**
+ * Brings pg-boss in line with one row. The row is locked and pg-boss read after the lock, so an API
+ * edit committing meanwhile is seen, never overwritten with the value read before it.
+ */
+async function syncRow(deps: SchedulesDeps, jobName: string): Promise<'scheduled' | 'unscheduled' | null> {
+  const { db, boss, logger } = deps;
+  return db.transaction(async (tx) => {
+    const [row] = await tx.select().from(jobSchedule).where(eq(jobSchedule.job_name, jobName)).for('update');
+    if (!row) return null;
+    const problem = cronProblem(row.cron_expression) ?? timeZoneProblem(row.timezone);
+    if (problem) {
+      report(logger, `${row.job_name}:${row.cron_expression}:${row.timezone}`, { job: row.job_name }, `job_schedule row is invalid, pg-boss keeps its previous schedule: ${problem}`);
+      return null;
+    }
+    const next = nextRunAt(row);
+    if (next?.getTime() !== row.next_run_at?.getTime()) {
+      await tx.update(jobSchedule).set({ next_run_at: next }).where(eq(jobSchedule.id, row.id));
+    }
+    const current = await boss.getSchedule(jobName);
+    const inTx = { db: fromDrizzle(tx, sql) };
+    if (row.is_active && (!current || current.cron !== row.cron_expression || current.timezone !== row.timezone)) {
+      await boss.schedule(jobName, row.cron_expression, CRON_PAYLOAD, { tz: row.timezone, ...inTx });
+      return 'scheduled';
+    }
+    if (!row.is_active && current) {
+      await boss.unschedule(jobName, undefined, inTx);
+      return 'unscheduled';
+    }
+    return null;
+  });
 }
 
 function report(logger: Logger, key: string, fields: object, message: string): void {

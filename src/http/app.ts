@@ -35,6 +35,12 @@ export function createApp(deps: AppDeps): Hono {
     }
   });
 
+  app.use('/api/*', async (c, next) => {
+    await next();
+    // A request refused before its body was read leaves those bytes on the socket; closing the
+    // connection keeps the client's next request from stalling behind them.
+    if (c.req.raw.body && !c.req.raw.bodyUsed) c.header('Connection', 'close');
+  });
   if (deps.apiToken) app.use('/api/*', requireBearer(deps.apiToken));
   app.use(
     '/api/*',

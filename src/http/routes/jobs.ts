@@ -1,10 +1,10 @@
-import { count, desc, eq, sql } from 'drizzle-orm';
+import { count, desc, eq } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
 import type { JobPayload } from '../../boss/job.ts';
 import { type SchedulesDeps, ScheduleInputError, updateSchedule } from '../../boss/schedules.ts';
-import { jobLogs, jobSchedule, type JobLogRow } from '../../db/schema.ts';
+import { jobLogs, jobSchedule } from '../../db/schema.ts';
 import { PaginationSchema, text, validate } from '../validation.ts';
 
 /** The design document's seven control routes, under /api/jobs. */
@@ -77,10 +77,10 @@ export function jobsRoutes(deps: SchedulesDeps): Hono {
   app.get('/status', async (c) => {
     const [schedules, latest, [total]] = await Promise.all([
       db.select().from(jobSchedule).orderBy(jobSchedule.id),
-      db.execute<JobLogRow>(sql`select distinct on (job_name) * from job_logs order by job_name, started_at desc, id desc`),
+      db.selectDistinctOn([jobLogs.job_name]).from(jobLogs).orderBy(jobLogs.job_name, desc(jobLogs.started_at), desc(jobLogs.id)),
       db.select({ n: count() }).from(jobLogs),
     ]);
-    const byJob = new Map(latest.rows.map((row) => [row.job_name, row]));
+    const byJob = new Map(latest.map((row) => [row.job_name, row]));
     const latestLogs = Object.fromEntries([...registry.keys()].map((name) => [name, byJob.get(name) ?? null]));
     return c.json({ schedules, latestLogs, totalLogs: total?.n ?? 0 });
   });
