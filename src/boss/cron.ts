@@ -31,3 +31,9 @@ export function timeZoneProblem(tz: string): string | null {
 export function nextOccurrence(expression: string, tz: string, from = new Date()): Date {
   return CronExpressionParser.parse(expression, { tz, currentDate: from, strict: false }).next().toDate();
 }
+
+/** The latest occurrence at or before `at`. */
+export function previousOccurrence(expression: string, tz: string, at: Date): Date {
+  // prev() is strictly before its reference, so step a millisecond past `at` to include it.
+  return CronExpressionParser.parse(expression, { tz, currentDate: new Date(at.getTime() + 1), strict: false }).prev().toDate();
+}

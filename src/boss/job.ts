@@ -9,6 +9,13 @@ export type Trigger = (typeof TRIGGERS)[number];
 /** The payload of every job we send; pg-boss stores it, so it is parsed again on the way out. */
 export type JobPayload = { trigger: Trigger };
 
+/**
+ * What a schedule gives the jobs it creates. pg-boss fires any occurrence of the last 60 s, so a
+ * schedule set at 10:00:30 to `0 10 * * *` would run at once; `scheduled_since` lets the runner
+ * drop occurrences older than the schedule itself.
+ */
+export type CronPayload = { trigger: 'cron'; cron: string; tz: string; scheduled_since: string };
+
 export type JobSettings = {
   extractBatchSize: number;
   llmConcurrency: number;

@@ -6,11 +6,21 @@ import { jobLogs } from '../db/schema.ts';
 import type { Llm, LlmSession, LlmUsage } from '../llm/openai.ts';
 import type { Logger } from '../logger.ts';
 import { TRIGGERS, type JobDefinition, type JobOutcome, type JobSettings } from './job.ts';
+import { previousOccurrence } from './cron.ts';
 import { recordRun } from './schedules.ts';
 
 export type RunnerDeps = { db: Db; llm: Llm; logger: Logger; settings: JobSettings };
 
-const PayloadSchema = z.object({ trigger: z.enum(TRIGGERS) }).catch({ trigger: 'manual' });
+const PayloadSchema = z
+  .object({ trigger: z.enum(TRIGGERS), cron: z.string().optional(), tz: z.string().optional(), scheduled_since: z.iso.datetime().optional() })
+  .catch({ trigger: 'manual' });
+
+/** A cron job for an occurrence that came before its schedule was set (see CronPayload). */
+function occurrenceBeforeSchedule(payload: z.infer<typeof PayloadSchema>, createdOn: Date): Date | null {
+  if (payload.trigger !== 'cron' || !payload.cron || !payload.tz || !payload.scheduled_since) return null;
+  const occurrence = previousOccurrence(payload.cron, payload.tz, createdOn);
+  return occurrence < new Date(payload.scheduled_since) ? occurrence : null;
+}
 
 export class RunTimeoutError extends Error {}
 
@@ -28,7 +38,13 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
   const inFlight = new Set<Promise<unknown>>();
 
   async function run(def: JobDefinition, job: JobWithMetadata<unknown>): Promise<JobOutcome> {
-    const { trigger } = PayloadSchema.parse(job.data);
+    const payload = PayloadSchema.parse(job.data);
+    const { trigger } = payload;
+    const stale = occurrenceBeforeSchedule(payload, job.createdOn);
+    if (stale) {
+      logger.info({ job: def.name, jobId: job.id }, `skipping ${def.name}: its ${stale.toISOString()} occurrence predates the schedule (set ${payload.scheduled_since})`);
+      return { itemsProcessed: 0, itemsFailed: 0, metadata: { skipped: 'occurrence before the schedule was set' } };
+    }
     const attempt = job.retryCount + 1;
     const startedAt = Date.now();
     const [log] = await db
@@ -54,9 +70,9 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
         return outcome;
       } catch (error) {
         const reason = timeout.aborted
-          ? `timed out after ${Math.round(budgetMs / 1000)} s`
+          ? `timed out after ${job.expireInSeconds} s`
           : job.signal.aborted
-            ? `interrupted: ${reasonOf(job.signal.reason, 'aborted by pg-boss')}`
+            ? `interrupted: ${abortReason(job.signal.reason)}`
             : reasonOf(error, 'unknown error');
         const willRetry = attempt <= job.retryLimit;
         await closeLog(logId, 'FAILED', { outcome: null, error: reason, extra: { will_retry: willRetry } }).catch((e) =>
@@ -121,6 +137,12 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+/** pg-boss aborts with a bare AbortError when it stops the worker (shutdown past its grace period). */
+function abortReason(reason: unknown): string {
+  if (reason instanceof Error && reason.name === 'AbortError') return 'the worker stopped before the run finished (shutdown)';
+  return reasonOf(reason, 'aborted by pg-boss');
 }
 
 function reasonOf(error: unknown, fallback: string): string {

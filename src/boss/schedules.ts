@@ -4,7 +4,7 @@ import type { Db } from '../db/client.ts';
 import { jobSchedule, type JobScheduleRow } from '../db/schema.ts';
 import type { Logger } from '../logger.ts';
 import { cronProblem, nextOccurrence, timeZoneProblem } from './cron.ts';
-import type { JobPayload } from './job.ts';
+import type { CronPayload } from './job.ts';
 import type { Registry } from './registry.ts';
 
 /**
@@ -18,7 +18,7 @@ export type SchedulePatch = { cron_expression?: string; is_active?: boolean; tim
 
 export class ScheduleInputError extends Error {}
 
-const CRON_PAYLOAD: JobPayload = { trigger: 'cron' };
+const cronPayload = (cron: string, tz: string): CronPayload => ({ trigger: 'cron', cron, tz, scheduled_since: new Date().toISOString() });
 
 export function nextRunAt(row: Pick<JobScheduleRow, 'cron_expression' | 'timezone' | 'is_active'>, from = new Date()): Date | null {
   if (!row.is_active || cronProblem(row.cron_expression) || timeZoneProblem(row.timezone)) return null;
@@ -57,13 +57,13 @@ export async function reconcileSchedules(deps: SchedulesDeps): Promise<{ rows: J
     if (change === 'unscheduled') unscheduled.push(row.job_name);
   }
 
+  // We own exactly one schedule per known job, under pg-boss's default key ''; anything else goes.
   const known = new Set(rows.filter((r) => registry.has(r.job_name)).map((r) => r.job_name));
-  for (const { name } of await boss.getSchedules()) {
-    if (!known.has(name)) {
-      await boss.unschedule(name);
-      unscheduled.push(name);
-      logger.warn({ job: name }, `removed pg-boss schedule of unknown job ${name}`);
-    }
+  for (const { name, key } of await boss.getSchedules()) {
+    if (known.has(name) && key === '') continue;
+    await boss.unschedule(name, key);
+    unscheduled.push(key ? `${name} (key ${key})` : name);
+    logger.warn({ job: name, key }, `removed pg-boss schedule ${name}${key ? ` (key ${key})` : ''}: not in job_schedule`);
   }
   return { rows, scheduled, unscheduled };
 }
@@ -89,7 +89,7 @@ async function syncRow(deps: SchedulesDeps, jobName: string): Promise<'scheduled
     const current = await boss.getSchedule(jobName);
     const inTx = { db: fromDrizzle(tx, sql) };
     if (row.is_active && (!current || current.cron !== row.cron_expression || current.timezone !== row.timezone)) {
-      await boss.schedule(jobName, row.cron_expression, CRON_PAYLOAD, { tz: row.timezone, ...inTx });
+      await boss.schedule(jobName, row.cron_expression, cronPayload(row.cron_expression, row.timezone), { tz: row.timezone, ...inTx });
       return 'scheduled';
     }
     if (!row.is_active && current) {
@@ -129,7 +129,7 @@ export async function updateSchedule(deps: SchedulesDeps, jobName: string, patch
       .where(eq(jobSchedule.id, current.id))
       .returning();
     const inTx = { db: fromDrizzle(tx, sql) };
-    if (next.is_active) await boss.schedule(jobName, next.cron_expression, CRON_PAYLOAD, { tz: next.timezone, ...inTx });
+    if (next.is_active) await boss.schedule(jobName, next.cron_expression, cronPayload(next.cron_expression, next.timezone), { tz: next.timezone, ...inTx });
     else await boss.unschedule(jobName, undefined, inTx);
     return updated!;
   });

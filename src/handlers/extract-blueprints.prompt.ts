@@ -14,7 +14,7 @@ Rules:
 
 export function extractUserPrompt(item: { title: string; source_url: string | null; content: string }): string {
   // Strip our own delimiters from the content so it cannot close the block early.
-  const content = item.content.replaceAll(/<\/?notice>/gi, '');
+  const content = item.content.replaceAll(/<\s*\/?\s*notice\s*>/gi, '');
   return [`Title: ${item.title}`, item.source_url ? `Source: ${item.source_url}` : null, '<notice>', content, '</notice>']
     .filter((line) => line !== null)
     .join('\n');
