@@ -2,36 +2,10 @@ import { Agent, request } from 'node:http';
 import { asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { drops, examBlueprints, harvestItems, jobSchedule } from '../src/db/schema.ts';
+import { asJson, call, expectError, ISO, JOBS, postJson, type Json } from './support/http.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
-const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
-const JOBS = ['extract-blueprints', 'generate-drops'] as const;
 const MAX_BODY = 1024 * 1024;
-
-type Json = any;
-
-async function call(t: TestService, path: string, init?: RequestInit): Promise<{ status: number; body: Json; headers: Headers }> {
-  const res = await t.http(path, init);
-  const text = await res.text();
-  let body: Json;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = text;
-  }
-  return { status: res.status, body, headers: res.headers };
-}
-
-const postJson = (t: TestService, path: string, body: unknown, headers: Record<string, string> = {}) =>
-  call(t, path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
-
-function expectError(res: { status: number; body: Json }, status: number, pattern: RegExp): void {
-  expect(res.status).toBe(status);
-  expect(typeof res.body?.error).toBe('string');
-  expect(res.body.error).toMatch(pattern);
-}
-
-const asJson = <T>(value: T): Json => JSON.parse(JSON.stringify(value));
 
 /**
  * Real HTTP with node:http, so the body can be streamed chunk by chunk with no Content-Length.
@@ -473,7 +447,7 @@ describe('bearer auth (API_TOKEN set)', () => {
 
   it('refused requests change nothing: no item, no run, no schedule edit', async () => {
     const items = await count(t, 'harvest_items');
-    const harvest = await call(t, '/api/harvest-items', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'T', content: 'c' }) });
+    const harvest = await postJson(t, '/api/harvest-items', { title: 'T', content: 'c' });
     expect(harvest.status).toBe(401);
     expect(await count(t, 'harvest_items')).toBe(items);
 
@@ -495,11 +469,7 @@ describe('bearer auth (API_TOKEN set)', () => {
         expect(res.status, `${r.method} ${r.path}`).toBe(r.ok);
       }
     }
-    const harvest = await call(t, '/api/harvest-items', {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ title: 'T', content: 'c' }),
-    });
+    const harvest = await postJson(t, '/api/harvest-items', { title: 'T', content: 'c' }, { authorization: `Bearer ${TOKEN}` });
     expect(harvest.status).toBe(201);
   });
 

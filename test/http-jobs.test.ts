@@ -1,26 +1,11 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobLogs, jobSchedule } from '../src/db/schema.ts';
+import { asJson, call, expectError, ISO, JOBS, postJson, type Json } from './support/http.ts';
 import { eventually, startTestService, type TestService } from './support/service.ts';
 
-const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const JOBS = ['extract-blueprints', 'generate-drops'] as const;
 const EVIL = "extract-blueprints'; DROP TABLE job_logs;--";
-
-type Json = any;
-
-async function call(t: TestService, path: string, init?: RequestInit): Promise<{ status: number; body: Json; headers: Headers }> {
-  const res = await t.http(path, init);
-  const text = await res.text();
-  let body: Json;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = text;
-  }
-  return { status: res.status, body, headers: res.headers };
-}
 
 const putSchedule = (t: TestService, job: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
   call(t, `/api/jobs/schedules/${encodeURIComponent(job)}`, {
@@ -28,16 +13,6 @@ const putSchedule = (t: TestService, job: string, body: unknown, headers: Record
     headers,
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
-
-/** An error body is exactly `{ error: <non-empty string> }` (plus fields a route documents). */
-function expectError(res: { status: number; body: Json }, status: number, pattern: RegExp): void {
-  expect(res.status).toBe(status);
-  expect(typeof res.body?.error).toBe('string');
-  expect(res.body.error).toMatch(pattern);
-}
-
-/** The row as the API serializes it. */
-const asJson = <T>(value: T): Json => JSON.parse(JSON.stringify(value));
 
 async function scheduleRow(t: TestService, job: string) {
   const [row] = await t.service.database.db.select().from(jobSchedule).where(eq(jobSchedule.job_name, job));
@@ -311,11 +286,7 @@ describe('manual runs', () => {
     t.llm.respond(() => ({
       content: { exam_name: 'Concurso TRF 2025', organization: 'TRF', topics: [{ code: 'DC-1', name: 'Direitos fundamentais', discipline: 'Direito Constitucional' }] },
     }));
-    const item = await call(t, '/api/harvest-items', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ title: 'Edital TRF', content: 'Conteúdo programático: Direito Constitucional.' }),
-    });
+    const item = await postJson(t, '/api/harvest-items', { title: 'Edital TRF', content: 'Conteúdo programático: Direito Constitucional.' });
     expect(item.status).toBe(201);
     const run = await call(t, '/api/jobs/run/extract-blueprints', { method: 'POST' });
     expect(run.status).toBe(202);
@@ -366,11 +337,7 @@ describe('manual runs: one active and one waiting per job (stately)', () => {
   });
 
   it('a third run while one is active and one is queued is a 409 naming the queued job', async () => {
-    const item = await call(t, '/api/harvest-items', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ title: 'Edital', content: 'Programa: Português.' }),
-    });
+    const item = await postJson(t, '/api/harvest-items', { title: 'Edital', content: 'Programa: Português.' });
     expect(item.status).toBe(201);
 
     const first = await call(t, '/api/jobs/run/extract-blueprints', { method: 'POST' });

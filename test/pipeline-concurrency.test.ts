@@ -7,15 +7,13 @@ import { generateDrops } from '../src/handlers/generate-drops.ts';
 import { createLlm } from '../src/llm/openai.ts';
 import { createLogger } from '../src/logger.ts';
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from './support/fake-openai.ts';
+import type { Json } from './support/http.ts';
+import { itemKeyOf, userMessage } from './support/pipeline.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
 import { eventually, startTestService, type TestService } from './support/service.ts';
 
 /** Two runs at once never take the same item: the claims, exercised by our real handlers. */
 
-type Json = any;
-
-const userMessage = (req: FakeRequest) => req.messages.find((m) => m.role === 'user')?.content ?? '';
-const itemKeyOf = (req: FakeRequest) => /\[\[item:([\w-]+)\]\]/.exec(userMessage(req))?.[1];
 const examOf = (req: FakeRequest) => /^Exam: (.*)$/m.exec(userMessage(req))?.[1];
 const topicOf = (req: FakeRequest) => /^Topic: (.*)$/m.exec(userMessage(req))?.[1];
 

@@ -1,17 +1,15 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FakeReply, FakeRequest } from './support/fake-openai.ts';
-import { eventually, startTestService, type TestService } from './support/service.ts';
+import { readJson, type Json } from './support/http.ts';
+import { closedLog, createItem, itemKeyOf, keyedItem, trigger, userMessage } from './support/pipeline.ts';
+import { startTestService, type TestService } from './support/service.ts';
 
 /**
  * generate-drops end to end, on blueprints made by a real extract-blueprints run: drops per
  * topic, the drop cache, never generating twice, and retrying only the topic that failed.
  */
 
-type Json = any;
-
-const userMessage = (req: FakeRequest) => req.messages.find((m) => m.role === 'user')?.content ?? '';
-const itemKeyOf = (req: FakeRequest) => /\[\[item:([\w-]+)\]\]/.exec(userMessage(req))?.[1];
 /** generate-drops prompts carry `Topic: <name>`; our topic names end with their code. */
 const topicCodeOf = (req: FakeRequest) => /^Topic: Tópico ([\w-]+)$/m.exec(userMessage(req))?.[1];
 const dropRequests = (t: TestService) => t.llm.requests.filter((r) => r.responseFormatName === 'topic_drops');
@@ -43,33 +41,13 @@ function standardResponder(overrides: Record<string, FakeReply> = {}) {
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-async function body(res: Response): Promise<Json> {
-  const text = await res.text();
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new Error(`not JSON (${res.status}): ${text}`);
-  }
-}
-
+/** Triggers a manual run over HTTP and waits for its job_logs row to close. */
 async function runJob(t: TestService, name: string): Promise<Json> {
-  const res = await t.http(`/api/jobs/run/${name}`, { method: 'POST' });
-  const answer = await body(res);
-  expect(res.status, JSON.stringify(answer)).toBe(202);
-  return eventually(async () => {
-    const { rows } = await t.service.database.pool.query(`select * from job_logs where metadata->>'job_id' = $1 and status <> 'STARTED'`, [answer.jobId]);
-    return rows[0];
-  });
+  return closedLog(t, await trigger(t, name));
 }
 
 async function createItemAndBlueprint(t: TestService, key: string): Promise<Json> {
-  const res = await t.http('/api/harvest-items', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ title: `Edital ${key}`, content: `Edital ${key} [[item:${key}]]` }),
-  });
-  expect(res.status).toBe(201);
-  const item = await body(res);
+  const item = await createItem(t, keyedItem(key));
   const log = await runJob(t, 'extract-blueprints');
   expect(log.status).toBe('COMPLETED');
   const { rows } = await t.service.database.pool.query('select * from exam_blueprints where harvest_item_id = $1', [item.id]);
@@ -80,13 +58,13 @@ async function createItemAndBlueprint(t: TestService, key: string): Promise<Json
 async function blueprint(t: TestService, id: number): Promise<Json> {
   const res = await t.http(`/api/blueprints/${id}`);
   expect(res.status).toBe(200);
-  return body(res);
+  return readJson(res);
 }
 
 async function dropsOf(t: TestService, blueprintId: number): Promise<Json[]> {
   const res = await t.http(`/api/drops?blueprintId=${blueprintId}&limit=100`);
   expect(res.status).toBe(200);
-  return body(res);
+  return readJson(res);
 }
 
 async function dropCount(t: TestService): Promise<number> {
@@ -151,7 +129,7 @@ describe('generate-drops, end to end', () => {
       expect(saved.drops_claimed_by_log_id).toBeNull();
     }
     // Filtering by topic over HTTP.
-    const onlyY3 = await body(await t.http(`/api/drops?blueprintId=${bpY.id}&topicCode=Y-3`));
+    const onlyY3 = await readJson(await t.http(`/api/drops?blueprintId=${bpY.id}&topicCode=Y-3`));
     expect(onlyY3.map((d: Json) => d.position)).toEqual([1, 2, 3, 4, 5]);
   });
 

@@ -1,44 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reapLostRuns } from '../src/boss/reaper.ts';
 import { createRegistry } from '../src/boss/registry.ts';
-import { parseEnv } from '../src/env.ts';
 import { extractBlueprintsJob } from '../src/handlers/extract-blueprints.ts';
 import { generateDropsJob } from '../src/handlers/generate-drops.ts';
 import { createLogger } from '../src/logger.ts';
-import { startService, type Service } from '../src/service.ts';
-import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from './support/fake-openai.ts';
-import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
+import type { FakeReply, FakeRequest } from './support/fake-openai.ts';
+import type { Json } from './support/http.ts';
+import { closedLog, createItem, itemKeyOf, keyedItem, trigger } from './support/pipeline.ts';
 import { eventually, startTestService, type TestService } from './support/service.ts';
 
 /** Runs that die (lost worker) or run out of time end FAILED and give their items back. */
 
-type Json = any;
-
-const userMessage = (req: FakeRequest) => req.messages.find((m) => m.role === 'user')?.content ?? '';
-const itemKeyOf = (req: FakeRequest) => /\[\[item:([\w-]+)\]\]/.exec(userMessage(req))?.[1];
 const blueprintReply = (req: FakeRequest): FakeReply => {
   const key = itemKeyOf(req) ?? '?';
   return { content: { exam_name: `Concurso ${key}`, organization: null, topics: [{ code: 'T1', name: 'Tema', discipline: 'Geral' }] } };
 };
-
-async function createItem(http: (path: string, init?: RequestInit) => Promise<Response>, key: string): Promise<Json> {
-  const res = await http('/api/harvest-items', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ title: `Edital ${key}`, content: `Edital ${key} [[item:${key}]]` }),
-  });
-  expect(res.status).toBe(201);
-  return res.json();
-}
-
-async function trigger(http: (path: string, init?: RequestInit) => Promise<Response>, name: string): Promise<string> {
-  const res = await http(`/api/jobs/run/${name}`, { method: 'POST' });
-  const body: Json = await res.json();
-  expect(res.status, JSON.stringify(body)).toBe(202);
-  return body.jobId;
-}
 
 describe('reaper: runs whose worker is gone', () => {
   let t: TestService;
@@ -84,7 +61,7 @@ describe('reaper: runs whose worker is gone', () => {
   it('closes a run whose pg-boss job is no longer active, and the item is processed by the next run', async () => {
     t.llm.respond(blueprintReply);
     // A real job that ran and completed.
-    const finishedJobId = await trigger(t.http, 'extract-blueprints');
+    const finishedJobId = await trigger(t, 'extract-blueprints');
     await eventually(async () => (await q(`select 1 from job_logs where metadata->>'job_id' = $1 and status = 'COMPLETED'`, [finishedJobId])).rows[0]);
     // pg-boss completes the job just after the run closes its log.
     await eventually(async () => (await t.service.boss.findJobs('extract-blueprints', { id: finishedJobId }))[0]?.state === 'completed');
@@ -99,8 +76,8 @@ describe('reaper: runs whose worker is gone', () => {
     expect((await q('select status from harvest_items where id = $1', [itemId])).rows[0].status).toBe('PENDING');
 
     // The released item is picked up again.
-    const jobId = await trigger(t.http, 'extract-blueprints');
-    const closed = await eventually(async () => (await q(`select * from job_logs where metadata->>'job_id' = $1 and status <> 'STARTED'`, [jobId])).rows[0]);
+    const jobId = await trigger(t, 'extract-blueprints');
+    const closed = await closedLog(t, jobId);
     expect(closed.status).toBe('COMPLETED');
     expect((await q('select status from harvest_items where id = $1', [itemId])).rows[0].status).toBe('BLUEPRINT_DONE');
     expect((await q('select count(*)::int as n from exam_blueprints where harvest_item_id = $1', [itemId])).rows[0].n).toBe(1);
@@ -114,8 +91,8 @@ describe('reaper: runs whose worker is gone', () => {
       await gate;
       return blueprintReply(req);
     });
-    const items = [await createItem(t.http, 'live1'), await createItem(t.http, 'live2')];
-    const jobId = await trigger(t.http, 'extract-blueprints');
+    const items = [await createItem(t, keyedItem('live1')), await createItem(t, keyedItem('live2'))];
+    const jobId = await trigger(t, 'extract-blueprints');
     const log = await eventually(async () => (await q(`select * from job_logs where metadata->>'job_id' = $1`, [jobId])).rows[0]);
     await eventually(async () => (await q(`select count(*)::int as n from harvest_items where status = 'PROCESSING' and claimed_by_log_id = $1`, [log.id])).rows[0].n === 2);
     const [job] = await t.service.boss.findJobs('extract-blueprints', { id: jobId });
@@ -147,43 +124,22 @@ describe('reaper: runs whose worker is gone', () => {
 
 describe('a run that times out', () => {
   const EXPIRE_SECONDS = 3;
-  let database: TestDatabase;
-  let llm: FakeOpenAI;
-  let service: Service;
-  const http = (path: string, init?: RequestInit) => fetch(new URL(path, service.url), init);
+  let t: TestService;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    llm = await startFakeOpenAI();
-    const env = parseEnv({
-      DATABASE_URL: database.url,
-      PORT: '0',
-      OPENAI_API_KEY: 'sk-test-key-0123456789',
-      OPENAI_BASE_URL: llm.url,
-      OPENAI_MAX_RETRIES: '0',
-      SCHEDULER_TIMEZONE: 'UTC',
-      SCHEDULE_SYNC_SECONDS: '1',
-      SHUTDOWN_TIMEOUT_SECONDS: '2',
-      LOG_LEVEL: 'silent',
-    });
     // extract-blueprints as registered, except that it expires after a few seconds.
     const registry = createRegistry([{ ...extractBlueprintsJob, queue: { ...extractBlueprintsJob.queue, expireInSeconds: EXPIRE_SECONDS } }, generateDropsJob]);
-    const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
-    service = await startService(env, createLogger(env.LOG_LEVEL, sink), registry);
+    t = await startTestService({ SHUTDOWN_TIMEOUT_SECONDS: '2', LOG_LEVEL: 'silent' }, { registry });
   });
-  afterAll(async () => {
-    await service?.stop();
-    await llm?.close();
-    await database?.drop();
-  });
+  afterAll(() => t?.stop());
 
   it('ends FAILED with "timed out after N s" and gives every item back', async () => {
-    llm.respond(() => ({ hang: true }));
-    const items = [await createItem(http, 'slow1'), await createItem(http, 'slow2'), await createItem(http, 'slow3')];
-    const q = (text: string, values?: unknown[]) => service.database.pool.query(text, values);
+    t.llm.respond(() => ({ hang: true }));
+    const items = [await createItem(t, keyedItem('slow1')), await createItem(t, keyedItem('slow2')), await createItem(t, keyedItem('slow3'))];
+    const q = (text: string, values?: unknown[]) => t.service.database.pool.query(text, values);
 
-    const jobId = await trigger(http, 'extract-blueprints');
-    const log = await eventually(async () => (await q(`select * from job_logs where metadata->>'job_id' = $1 and status <> 'STARTED'`, [jobId])).rows[0], { timeoutMs: 15_000 });
+    const jobId = await trigger(t, 'extract-blueprints');
+    const log = await closedLog(t, jobId, { timeoutMs: 15_000 });
 
     expect(log.status).toBe('FAILED');
     expect(log.error_message).toBe(`timed out after ${EXPIRE_SECONDS} s`);
@@ -192,7 +148,7 @@ describe('a run that times out', () => {
     expect(log.metadata.duration_ms).toBeLessThan((EXPIRE_SECONDS + 2) * 1000);
     expect(log.metadata.will_retry).toBe(true);
     // The model was asked (and never answered).
-    expect(llm.requests.length).toBeGreaterThanOrEqual(1);
+    expect(t.llm.requests.length).toBeGreaterThanOrEqual(1);
 
     await eventually(async () => {
       const { rows } = await q('select status, claimed_by_log_id from harvest_items where id = any($1)', [items.map((i) => i.id)]);
@@ -202,10 +158,10 @@ describe('a run that times out', () => {
 
     // pg-boss holds the job for a retry, not as a run in progress.
     await eventually(async () => {
-      const [job] = await service.boss.findJobs('extract-blueprints', { id: jobId });
+      const [job] = await t.service.boss.findJobs('extract-blueprints', { id: jobId });
       return job && job.state !== 'active' ? job : undefined;
     });
-    const [job] = await service.boss.findJobs('extract-blueprints', { id: jobId });
+    const [job] = await t.service.boss.findJobs('extract-blueprints', { id: jobId });
     expect(job?.state).toBe('retry');
   });
 });
@@ -216,8 +172,8 @@ describe('a service stopped in the middle of a run', () => {
     let restarted: TestService | undefined;
     try {
       t.llm.respond(() => ({ hang: true }));
-      const items = [await createItem(t.http, 'stop1'), await createItem(t.http, 'stop2')];
-      const jobId = await trigger(t.http, 'extract-blueprints');
+      const items = [await createItem(t, keyedItem('stop1')), await createItem(t, keyedItem('stop2'))];
+      const jobId = await trigger(t, 'extract-blueprints');
       const pool = t.service.database.pool;
       const log = await eventually(async () => (await pool.query(`select * from job_logs where metadata->>'job_id' = $1`, [jobId])).rows[0]);
       await eventually(async () => (await pool.query(`select count(*)::int as n from harvest_items where status = 'PROCESSING'`)).rows[0].n === 2);

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import type { Registry } from '../../src/boss/registry.ts';
 import { parseEnv, type Env } from '../../src/env.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startService, type Service } from '../../src/service.ts';
@@ -17,13 +18,22 @@ export type TestService = {
   stop(): Promise<void>;
 };
 
+export type TestServiceOptions = {
+  /** A database to run on instead of a new one; it is not dropped on stop. */
+  database?: TestDatabase;
+  /** A fake OpenAI server to use instead of a new one; it is not closed on stop. */
+  llm?: FakeOpenAI;
+  /** The jobs to run, instead of the service's own registry. */
+  registry?: Registry;
+};
+
 /**
  * The whole service, in-process, on a database of its own and a fake OpenAI server over HTTP.
  * `envOverrides` are environment variables as strings, parsed by the real env schema.
  */
-export async function startTestService(envOverrides: Record<string, string | undefined> = {}, existing?: { database?: TestDatabase; llm?: FakeOpenAI }): Promise<TestService> {
-  const database = existing?.database ?? (await createTestDatabase());
-  const llm = existing?.llm ?? (await startFakeOpenAI());
+export async function startTestService(envOverrides: Record<string, string | undefined> = {}, options: TestServiceOptions = {}): Promise<TestService> {
+  const database = options.database ?? (await createTestDatabase());
+  const llm = options.llm ?? (await startFakeOpenAI());
   const env = parseEnv({
     DATABASE_URL: database.url,
     PORT: '0',
@@ -42,7 +52,7 @@ export async function startTestService(envOverrides: Record<string, string | und
       done();
     },
   });
-  const service = await startService(env, createLogger(env.LOG_LEVEL, sink));
+  const service = await startService(env, createLogger(env.LOG_LEVEL, sink), options.registry);
   let stopped: Promise<void> | undefined;
   return {
     service,
@@ -54,8 +64,8 @@ export async function startTestService(envOverrides: Record<string, string | und
     stop: () =>
       (stopped ??= (async () => {
         await service.stop();
-        if (!existing?.llm) await llm.close();
-        if (!existing?.database) await database.drop();
+        if (!options.llm) await llm.close();
+        if (!options.database) await database.drop();
       })()),
   };
 }
