@@ -50,7 +50,7 @@ describe('schedules API', () => {
     ]);
     for (const row of res.body) {
       expect(Object.keys(row).sort()).toEqual(
-        ['created_at', 'cron_expression', 'id', 'is_active', 'job_name', 'last_run_at', 'next_run_at', 'timezone', 'updated_at'].sort(),
+        ['created_at', 'cron_expression', 'id', 'is_active', 'job_name', 'last_run_at', 'missed_policy', 'next_run_at', 'timezone', 'updated_at'].sort(),
       );
       expect(row.next_run_at).toMatch(ISO);
       expect(row.created_at).toMatch(ISO);
@@ -170,6 +170,20 @@ describe('schedules API', () => {
     expect(await bossSchedule(t, 'generate-drops')).toEqual([{ name: 'generate-drops', cron: '0 3 * * *', timezone: 'Europe/Lisbon' }]);
   });
 
+  it('PUT missed_policy: shown in the row and handed to pg-boss as its `missed` option', async () => {
+    const missedInBoss = async () => (await t.service.boss.getSchedules('extract-blueprints')).map((s) => s.options?.missed ?? 'skip');
+    expect((await scheduleRow(t, 'extract-blueprints'))?.missed_policy).toBe('skip');
+    const once = await putSchedule(t, 'extract-blueprints', { missed_policy: 'once' });
+    expect(once.status).toBe(200);
+    expect(once.body.missed_policy).toBe('once');
+    expect(await missedInBoss()).toEqual(['once']);
+    // A cron edit keeps the policy.
+    expect((await putSchedule(t, 'extract-blueprints', { cron_expression: '0 5 * * *' })).body.missed_policy).toBe('once');
+    expect(await missedInBoss()).toEqual(['once']);
+    expect((await putSchedule(t, 'extract-blueprints', { missed_policy: 'skip' })).body.missed_policy).toBe('skip');
+    expect(await missedInBoss()).toEqual(['skip']);
+  });
+
   describe('refused edits leave the row and pg-boss unchanged', () => {
     beforeAll(async () => {
       // A rare schedule, so no occurrence passes (and moves next_run_at) while a case compares rows.
@@ -190,7 +204,8 @@ describe('schedules API', () => {
       { name: 'is_active as a string', body: { is_active: 'yes' }, error: /is_active must be true or false/ },
       { name: 'cron_expression as a number', body: { cron_expression: 5 }, error: /cron_expression/ },
       { name: 'cron_expression null', body: { cron_expression: null }, error: /cron_expression/ },
-      { name: 'an empty object', body: {}, error: /cron_expression.*is_active.*timezone/ },
+      { name: 'an empty object', body: {}, error: /cron_expression.*is_active.*timezone.*missed_policy/ },
+      { name: 'an unknown missed_policy', body: { missed_policy: 'all' }, error: /missed_policy must be one of: skip, once/ },
       { name: 'an array', body: [], error: /body/ },
       { name: 'a NUL in the cron', body: { cron_expression: '0 0 * * *\u0000' }, error: /NUL/ },
       { name: 'a NUL in the time zone', body: { timezone: 'UTC\u0000' }, error: /NUL/ },

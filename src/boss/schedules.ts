@@ -1,7 +1,7 @@
 import { eq, sql } from 'drizzle-orm';
-import { fromDrizzle, type PgBoss } from 'pg-boss';
+import { fromDrizzle, type Db as IDatabase, type PgBoss, type Schedule } from 'pg-boss';
 import type { Db } from '../db/client.ts';
-import { jobSchedule, type JobScheduleRow } from '../db/schema.ts';
+import { jobSchedule, type JobScheduleRow, type MissedPolicy } from '../db/schema.ts';
 import type { Logger } from '../logger.ts';
 import { cronProblem, nextOccurrence, timeZoneProblem } from './cron.ts';
 import type { CronPayload } from './job.ts';
@@ -14,11 +14,28 @@ import type { Registry } from './registry.ts';
 
 export type SchedulesDeps = { db: Db; boss: PgBoss; registry: Registry; defaultTimeZone: string; logger: Logger };
 
-export type SchedulePatch = { cron_expression?: string; is_active?: boolean; timezone?: string };
+export type SchedulePatch = { cron_expression?: string; is_active?: boolean; timezone?: string; missed_policy?: MissedPolicy };
+
+type Schedulable = Pick<JobScheduleRow, 'job_name' | 'cron_expression' | 'timezone' | 'is_active' | 'missed_policy'>;
 
 export class ScheduleInputError extends Error {}
 
-const cronPayload = (cron: string, tz: string): CronPayload => ({ trigger: 'cron', cron, tz, scheduled_since: new Date().toISOString() });
+const cronPayload = (row: Schedulable): CronPayload => ({ trigger: 'cron', cron: row.cron_expression, tz: row.timezone, scheduled_since: new Date().toISOString() });
+
+/** Whether pg-boss already holds exactly what the row says. */
+function bossAgrees(current: Schedule | null, row: Schedulable): boolean {
+  if (!row.is_active) return current === null;
+  return current !== null && current.cron === row.cron_expression && current.timezone === row.timezone && (current.options?.missed ?? 'skip') === row.missed_policy;
+}
+
+/** Writes the row into pg-boss through `db`, the caller's transaction. */
+async function applyToBoss(boss: PgBoss, row: Schedulable, db: IDatabase): Promise<void> {
+  if (row.is_active) {
+    await boss.schedule(row.job_name, row.cron_expression, cronPayload(row), { tz: row.timezone, missed: row.missed_policy, db });
+  } else {
+    await boss.unschedule(row.job_name, undefined, { db });
+  }
+}
 
 export function nextRunAt(row: Pick<JobScheduleRow, 'cron_expression' | 'timezone' | 'is_active'>, from = new Date()): Date | null {
   if (!row.is_active || cronProblem(row.cron_expression) || timeZoneProblem(row.timezone)) return null;
@@ -86,17 +103,9 @@ async function syncRow(deps: SchedulesDeps, jobName: string): Promise<'scheduled
     if (next?.getTime() !== row.next_run_at?.getTime()) {
       await tx.update(jobSchedule).set({ next_run_at: next }).where(eq(jobSchedule.id, row.id));
     }
-    const current = await boss.getSchedule(jobName);
-    const inTx = { db: fromDrizzle(tx, sql) };
-    if (row.is_active && (!current || current.cron !== row.cron_expression || current.timezone !== row.timezone)) {
-      await boss.schedule(jobName, row.cron_expression, cronPayload(row.cron_expression, row.timezone), { tz: row.timezone, ...inTx });
-      return 'scheduled';
-    }
-    if (!row.is_active && current) {
-      await boss.unschedule(jobName, undefined, inTx);
-      return 'unscheduled';
-    }
-    return null;
+    if (bossAgrees(await boss.getSchedule(jobName), row)) return null;
+    await applyToBoss(boss, row, fromDrizzle(tx, sql));
+    return row.is_active ? 'scheduled' : 'unscheduled';
   });
 }
 
@@ -119,6 +128,7 @@ export async function updateSchedule(deps: SchedulesDeps, jobName: string, patch
       cron_expression: patch.cron_expression?.trim() ?? current.cron_expression,
       timezone: patch.timezone ?? current.timezone,
       is_active: patch.is_active ?? current.is_active,
+      missed_policy: patch.missed_policy ?? current.missed_policy,
     };
     const problem = cronProblem(next.cron_expression) ?? timeZoneProblem(next.timezone);
     if (problem) throw new ScheduleInputError(problem);
@@ -128,12 +138,10 @@ export async function updateSchedule(deps: SchedulesDeps, jobName: string, patch
       .set({ ...next, next_run_at: nextRunAt(next), updated_at: sql`now()` })
       .where(eq(jobSchedule.id, current.id))
       .returning();
-    const inTx = { db: fromDrizzle(tx, sql) };
-    if (next.is_active) await boss.schedule(jobName, next.cron_expression, cronPayload(next.cron_expression, next.timezone), { tz: next.timezone, ...inTx });
-    else await boss.unschedule(jobName, undefined, inTx);
+    await applyToBoss(boss, updated!, fromDrizzle(tx, sql));
     return updated!;
   });
-  logger.info({ job: jobName, cron: row.cron_expression, tz: row.timezone, active: row.is_active }, `schedule of ${jobName} updated`);
+  logger.info({ job: jobName, cron: row.cron_expression, tz: row.timezone, active: row.is_active, missed: row.missed_policy }, `schedule of ${jobName} updated`);
   return row;
 }
 

@@ -25,17 +25,22 @@ export type RunStatus = (typeof RUN_STATUSES)[number];
 export const HARVEST_STATUSES = ['PENDING', 'PROCESSING', 'BLUEPRINT_DONE', 'BLUEPRINT_ERROR'] as const;
 export type HarvestStatus = (typeof HARVEST_STATUSES)[number];
 
+export const MISSED_POLICIES = ['skip', 'once'] as const;
+export type MissedPolicy = (typeof MISSED_POLICIES)[number];
+
 export const jobSchedule = pgTable('job_schedule', {
   id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
   job_name: text('job_name').notNull().unique(),
   cron_expression: text('cron_expression').notNull(),
   timezone: text('timezone').notNull(),
   is_active: boolean('is_active').notNull().default(true),
+  /** Occurrences missed while no instance ran: `skip` them, or run `once` for the latest (pg-boss `missed`). */
+  missed_policy: text('missed_policy', { enum: MISSED_POLICIES }).notNull().default('skip'),
   last_run_at: timestamp('last_run_at', { withTimezone: true }),
   next_run_at: timestamp('next_run_at', { withTimezone: true }),
   created_at: createdAt(),
   updated_at: updatedAt(),
-});
+}, (t) => [check('job_schedule_missed_policy_check', sql`${t.missed_policy} in ('skip', 'once')`)]);
 
 export const jobLogs = pgTable(
   'job_logs',
@@ -130,6 +135,19 @@ export const dropCache = pgTable(
     created_at: createdAt(),
   },
   (t) => [uniqueIndex('drop_cache_blueprint_hash_key').on(t.blueprint_id, t.hash)],
+);
+
+/** Manual runs requested with an `Idempotency-Key`: the same key for the same job gives the same run. */
+export const runRequests = pgTable(
+  'run_requests',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    job_name: text('job_name').notNull(),
+    idempotency_key: text('idempotency_key').notNull(),
+    job_id: text('job_id').notNull(),
+    created_at: createdAt(),
+  },
+  (t) => [uniqueIndex('run_requests_job_key').on(t.job_name, t.idempotency_key), index('run_requests_created_at_idx').on(t.created_at)],
 );
 
 export type JobScheduleRow = typeof jobSchedule.$inferSelect;

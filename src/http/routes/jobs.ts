@@ -4,7 +4,7 @@ import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
 import type { JobPayload } from '../../boss/job.ts';
 import { type SchedulesDeps, ScheduleInputError, updateSchedule } from '../../boss/schedules.ts';
-import { jobLogs, jobSchedule } from '../../db/schema.ts';
+import { jobLogs, jobSchedule, MISSED_POLICIES } from '../../db/schema.ts';
 import { PaginationSchema, text, validate } from '../validation.ts';
 
 /** The design document's seven control routes, under /api/jobs. */
@@ -14,8 +14,9 @@ const SchedulePatchSchema = z
     cron_expression: text().max(200, 'cron_expression is too long').optional(),
     is_active: z.boolean('is_active must be true or false').optional(),
     timezone: text().max(100, 'timezone is too long').optional(),
+    missed_policy: z.enum(MISSED_POLICIES, `missed_policy must be one of: ${MISSED_POLICIES.join(', ')}`).optional(),
   })
-  .refine((patch) => Object.keys(patch).length > 0, 'give at least one of cron_expression, is_active, timezone');
+  .refine((patch) => Object.keys(patch).length > 0, 'give at least one of cron_expression, is_active, timezone, missed_policy');
 
 const LogsQuerySchema = PaginationSchema.extend({ jobName: text().max(300).optional() });
 
