@@ -43,10 +43,27 @@ export const EnvSchema = z
     OPENAI_API_KEY: z.string().trim().min(1).optional(),
     OPENAI_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
     OPENAI_MODEL: z.string().trim().min(1).default('gpt-4o-mini'),
-    /** Per-request timeout of one LLM call, and how many times the SDK itself retries it. */
+    /** Per-request timeout of one LLM call. */
     OPENAI_TIMEOUT_SECONDS: seconds(60, 1, 600),
-    OPENAI_MAX_RETRIES: int(1, 0, 5),
+    /** Retries of one LLM call after 429, 5xx or a connection error, with exponential backoff. */
+    OPENAI_MAX_RETRIES: int(2, 0, 5),
+    /** Longest wait a server's Retry-After can impose before a retry (the SDK alone obeys any value). */
+    OPENAI_RETRY_AFTER_MAX_SECONDS: seconds(30, 1, 300),
     API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** A second token that may only read (GET); mutations with it are 403. */
+    API_TOKEN_READONLY: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** Browser origins allowed by CORS, comma-separated (e.g. https://admin.example.com). Unset: CORS off. */
+    CORS_ORIGINS: z
+      .string()
+      .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean))
+      .pipe(z.array(z.url({ protocol: /^https?$/, error: 'each origin must be an http(s) URL' })))
+      .optional(),
+    /** Manual runs (POST /api/jobs/run/:job) a client may request per minute. */
+    RUN_RATE_LIMIT_PER_MINUTE: int(10, 1, 10_000),
+    /** What this process does: everything, only the HTTP API, or only workers and cron. */
+    ROLE: z.enum(['all', 'api', 'worker'], { error: 'must be all, api or worker' }).default('all'),
+    /** How long startup keeps retrying an unreachable database before giving up. */
+    DB_STARTUP_TIMEOUT_SECONDS: seconds(60, 1, 3600),
     SCHEDULER_TIMEZONE: timeZone.optional(),
     TZ: timeZone.optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -72,6 +89,9 @@ export const EnvSchema = z
     SCHEDULER_TIMEZONE: SCHEDULER_TIMEZONE ?? TZ ?? serverTimeZone(),
   }))
   .superRefine((env, ctx) => {
+    if (env.API_TOKEN_READONLY && !env.API_TOKEN) {
+      ctx.addIssue({ code: 'custom', path: ['API_TOKEN_READONLY'], message: 'needs API_TOKEN too (the read-only token alone would leave mutations open)' });
+    }
     if (!env.API_TOKEN && !isLoopbackHost(env.HOST)) {
       ctx.addIssue({
         code: 'custom',

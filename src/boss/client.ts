@@ -1,4 +1,5 @@
-import { PgBoss } from 'pg-boss';
+import { PgBoss, type Queue } from 'pg-boss';
+import { deadLetterQueueOf } from './job.ts';
 import type { Logger } from '../logger.ts';
 import type { Registry } from './registry.ts';
 
@@ -32,19 +33,30 @@ export function createBoss(options: BossOptions): PgBoss {
   return boss;
 }
 
-/** Creates or updates the queue of every registered job, so its options follow the code. */
+/** Dead letters wait for an operator: kept 90 days instead of pg-boss's 14. */
+const DEAD_LETTER_RETENTION_SECONDS = 90 * 24 * 3600;
+
+/**
+ * Creates or updates the queue of every registered job and its dead-letter queue, so their options
+ * follow the code. Safe to run from several instances at once.
+ */
 export async function ensureQueues(boss: PgBoss, registry: Registry): Promise<void> {
   for (const job of registry.values()) {
-    // A queue's policy is fixed at creation; the rest follows the registry on every start.
-    const { policy, partition, ...updatable } = job.queue;
-    const existing = await boss.getQueue(job.name);
-    if (!existing) {
-      await boss.createQueue(job.name, { ...job.queue, notify: true }).catch(async (error) => {
-        // Another instance created it a moment ago.
-        if (!(await boss.getQueue(job.name))) throw error;
-      });
-    } else {
-      await boss.updateQueue(job.name, { ...updatable, notify: true });
-    }
+    const deadLetter = deadLetterQueueOf(job.name);
+    await ensureQueue(boss, deadLetter, { retentionSeconds: DEAD_LETTER_RETENTION_SECONDS });
+    await ensureQueue(boss, job.name, { ...job.queue, deadLetter, notify: true });
   }
+}
+
+async function ensureQueue(boss: PgBoss, name: string, options: Omit<Queue, 'name'>): Promise<void> {
+  if (await boss.getQueue(name)) {
+    // A queue's policy and partitioning are fixed at creation; the rest can follow the code.
+    const { policy, partition, ...updatable } = options;
+    await boss.updateQueue(name, updatable);
+    return;
+  }
+  await boss.createQueue(name, options).catch(async (error) => {
+    // Another instance created it a moment ago.
+    if (!(await boss.getQueue(name))) throw error;
+  });
 }

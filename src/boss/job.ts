@@ -41,6 +41,9 @@ export type JobOutcome = {
   metadata?: Record<string, unknown>;
 };
 
+/** Where a job's runs go once their retries are spent; `POST /api/jobs/dead-letters/:id/retry` redrives them. */
+export const deadLetterQueueOf = (jobName: string) => `${jobName}/dead-letter`;
+
 export type JobDefinition = {
   /** Also the pg-boss queue name: permanent. */
   name: string;

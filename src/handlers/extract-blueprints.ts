@@ -111,7 +111,8 @@ export const extractBlueprintsJob: JobDefinition = {
     retryBackoff: true,
     retryDelayMax: 600,
     expireInSeconds: 15 * 60,
-    heartbeatSeconds: 30,
+    // A killed worker's run is noticed (and retried) within ~20 s instead of at expiry.
+    heartbeatSeconds: 10,
   },
   handler: extractBlueprints,
 };

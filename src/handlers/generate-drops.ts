@@ -123,7 +123,8 @@ export const generateDropsJob: JobDefinition = {
     retryBackoff: true,
     retryDelayMax: 600,
     expireInSeconds: 30 * 60,
-    heartbeatSeconds: 30,
+    // A killed worker's run is noticed (and retried) within ~20 s instead of at expiry.
+    heartbeatSeconds: 10,
   },
   handler: generateDrops,
 };
