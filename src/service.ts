@@ -5,10 +5,11 @@ import type { PgBoss } from 'pg-boss';
 import { createBoss, ensureQueues } from './boss/client.ts';
 import { reapLostRuns } from './boss/reaper.ts';
 import { createRegistry, type Registry } from './boss/registry.ts';
-import { createRunner } from './boss/runner.ts';
+import { createRunner, type Runner } from './boss/runner.ts';
 import { reconcileSchedules, seedSchedules, type SchedulesDeps } from './boss/schedules.ts';
 import { registerWorkers } from './boss/workers.ts';
-import { createDb, type Database } from './db/client.ts';
+import pg from 'pg';
+import { createDb, type Database, type Db } from './db/client.ts';
 import { openDatabase } from './db/open.ts';
 import { runMigrations } from './db/migrate.ts';
 import type { Env } from './env.ts';
@@ -17,7 +18,7 @@ import { createLlm } from './llm/openai.ts';
 import { maskUrl, type Logger } from './logger.ts';
 
 export type Service = {
-  /** Base URL of the HTTP API. */
+  /** Base URL of the HTTP API ('' for ROLE=worker). */
   url: string;
   app: Hono;
   boss: PgBoss;
@@ -29,7 +30,26 @@ export type Service = {
 
 const REAPER_INTERVAL_MS = 15_000;
 
-/** Boot: database → migrations → pg-boss → queues → schedules → workers → HTTP. */
+/** The runner every run goes through, configured from the environment (service and CLI alike). */
+export function createJobRunner(env: Env, db: Db, logger: Logger): Runner {
+  return createRunner({
+    db,
+    llm: createLlm({
+      apiKey: env.OPENAI_API_KEY,
+      baseURL: env.OPENAI_BASE_URL,
+      model: env.OPENAI_MODEL,
+      timeoutMs: env.OPENAI_TIMEOUT_SECONDS * 1000,
+      maxRetries: env.OPENAI_MAX_RETRIES,
+    }),
+    logger,
+    settings: { extractBatchSize: env.EXTRACT_BATCH_SIZE, llmConcurrency: env.LLM_CONCURRENCY, dropsBatchSize: env.DROPS_BATCH_SIZE },
+  });
+}
+
+/**
+ * Boot: database → migrations → pg-boss → queues → schedules → workers → HTTP. ROLE=api skips
+ * workers, cron and the background loops; ROLE=worker skips HTTP.
+ */
 export async function startService(env: Env, logger: Logger, registry = createRegistry()): Promise<Service> {
   const releasers: Array<() => Promise<void> | void> = [];
   const release = async () => {
@@ -37,12 +57,14 @@ export async function startService(env: Env, logger: Logger, registry = createRe
       await Promise.resolve(fn()).catch((error) => logger.error({ err: error }, 'error while stopping'));
     }
   };
+  const works = env.ROLE !== 'api';
 
   try {
-    logger.info('initialising job scheduler');
+    logger.info({ role: env.ROLE }, 'initialising job scheduler');
     const opened = await openDatabase(env, logger);
     releasers.push(() => opened.stop());
     logger.info({ database: maskUrl(opened.url) }, `database: ${maskUrl(opened.url)}${opened.embedded ? ' (embedded)' : ''}`);
+    await waitForDatabase(opened.url, env.DB_STARTUP_TIMEOUT_SECONDS * 1000, logger);
 
     const database = createDb(opened.url, { onError: (error) => logger.warn({ err: error }, 'idle database connection lost') });
     releasers.push(() => database.close());
@@ -51,24 +73,13 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     const boss = createBoss({
       url: opened.url,
       logger,
-      schedule: true,
+      schedule: works,
       cronWorkerIntervalSeconds: env.CRON_WORKER_INTERVAL_SECONDS,
       cronMonitorIntervalSeconds: env.CRON_MONITOR_INTERVAL_SECONDS,
       useListenNotify: env.USE_LISTEN_NOTIFY,
     });
     await boss.start();
-    const runner = createRunner({
-      db: database.db,
-      llm: createLlm({
-        apiKey: env.OPENAI_API_KEY,
-        baseURL: env.OPENAI_BASE_URL,
-        model: env.OPENAI_MODEL,
-        timeoutMs: env.OPENAI_TIMEOUT_SECONDS * 1000,
-        maxRetries: env.OPENAI_MAX_RETRIES,
-      }),
-      logger,
-      settings: { extractBatchSize: env.EXTRACT_BATCH_SIZE, llmConcurrency: env.LLM_CONCURRENCY, dropsBatchSize: env.DROPS_BATCH_SIZE },
-    });
+    const runner = createJobRunner(env, database.db, logger);
     releasers.push(async () => {
       // pg-boss waits for running handlers up to the timeout, then fails them (they are retried).
       await boss.stop({ graceful: true, timeout: env.SHUTDOWN_TIMEOUT_SECONDS * 1000 });
@@ -83,27 +94,51 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     logger.info(`found ${active.length} scheduled jobs`);
     for (const row of active) logger.info({ job: row.job_name, cron: row.cron_expression, tz: row.timezone }, `scheduling job ${row.job_name} with cron ${row.cron_expression} (${row.timezone})`);
 
-    await reapLostRuns({ db: database.db, boss, logger });
-    await registerWorkers(boss, registry, runner);
-
-    releasers.push(every(env.SCHEDULE_SYNC_SECONDS * 1000, logger, 'schedule sync', async () => {
-      const { scheduled, unscheduled } = await reconcileSchedules(schedulesDeps);
-      if (scheduled.length || unscheduled.length) logger.info({ scheduled, unscheduled }, 'job_schedule edited outside the API: pg-boss updated');
-    }));
-    releasers.push(every(REAPER_INTERVAL_MS, logger, 'reaper', () => reapLostRuns({ db: database.db, boss, logger })));
+    if (works) {
+      await reapLostRuns({ db: database.db, boss, logger });
+      await registerWorkers(boss, registry, runner);
+      releasers.push(every(env.SCHEDULE_SYNC_SECONDS * 1000, logger, 'schedule sync', async () => {
+        const { scheduled, unscheduled } = await reconcileSchedules(schedulesDeps);
+        if (scheduled.length || unscheduled.length) logger.info({ scheduled, unscheduled }, 'job_schedule edited outside the API: pg-boss updated');
+      }));
+      releasers.push(every(REAPER_INTERVAL_MS, logger, 'reaper', () => reapLostRuns({ db: database.db, boss, logger })));
+    }
 
     const app = createApp({ ...schedulesDeps, apiToken: env.API_TOKEN });
-    const server = await listen(app, env.HOST, env.PORT);
-    releasers.push(() => closeServer(server));
-    const { port } = server.address() as AddressInfo;
-    const url = `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${port}`;
-    logger.info({ api: url, auth: Boolean(env.API_TOKEN) }, `job scheduler ready: API on ${url}`);
+    let url = '';
+    if (env.ROLE !== 'worker') {
+      const server = await listen(app, env.HOST, env.PORT);
+      releasers.push(() => closeServer(server));
+      const { port } = server.address() as AddressInfo;
+      url = `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${port}`;
+    }
+    logger.info({ api: url || null, role: env.ROLE, auth: Boolean(env.API_TOKEN) }, `job scheduler ready: ${url ? `API on ${url}` : 'worker only, no HTTP'}`);
 
     let stopping: Promise<void> | undefined;
     return { url, app, boss, database, registry, stop: () => (stopping ??= release()) };
   } catch (error) {
     await release();
     throw error;
+  }
+}
+
+/** Retries the first connection with backoff, so a database that is still starting is waited for. */
+async function waitForDatabase(url: string, timeoutMs: number, logger: Logger): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 500; ; delay = Math.min(delay * 2, 5_000)) {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
+    try {
+      await client.connect();
+      await client.query('select 1');
+      return;
+    } catch (error) {
+      const reason = (error as Error).message || String(error);
+      if (Date.now() + delay > deadline) throw new Error(`database unreachable after ${Math.round(timeoutMs / 1000)} s: ${reason}`);
+      logger.warn({ reason, retryInMs: delay }, `database unreachable (${reason}); retrying in ${delay / 1000} s`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    } finally {
+      await client.end().catch(() => {});
+    }
   }
 }
 

@@ -57,7 +57,10 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
 
     // Our own deadline, a little inside pg-boss's expiry, so the log can say why the run ended.
     const budgetMs = Math.max(1_000, job.expireInSeconds * 1_000 - 500);
-    const timeout = AbortSignal.timeout(budgetMs);
+    // A timer cleared when the run ends (AbortSignal.timeout would live on until it fired).
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new RunTimeoutError(`timed out after ${job.expireInSeconds} s`)), budgetMs);
+    const timeout = deadline.signal;
     const signal = AbortSignal.any([job.signal, timeout]);
     const sessions: LlmSession[] = [];
     const trackedLlm: Llm = { model: llm.model, session: () => { const s = llm.session(); sessions.push(s); return s; } };
@@ -81,6 +84,7 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
         runLogger.error({ reason, willRetry }, `job ${def.name} failed: ${reason}`);
         throw new Error(reason);
       } finally {
+        clearTimeout(timer);
         await recordRun(db, def.name, new Date()).catch((e) => runLogger.error({ err: e }, 'could not update job_schedule'));
       }
     })();

