@@ -69,7 +69,7 @@ await main(async () => {
   // (c) our service over HTTP.
   {
     const url = await postgres.createDatabase('bench_manual_c');
-    const env = parseEnv({ DATABASE_URL: url, PORT: '0', SCHEDULER_TIMEZONE: 'UTC', LOG_LEVEL: 'info' });
+    const env = parseEnv({ DATABASE_URL: url, PORT: '0', SCHEDULER_TIMEZONE: 'UTC', LOG_LEVEL: 'info', RUN_RATE_LIMIT_PER_MINUTE: '10000' });
     const service = await startService(env, quietLogger(), createRegistry([noopJob(handlerStarted, { name: QUEUE })]));
     onCleanup(() => service.stop());
     const post = async () => {

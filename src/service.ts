@@ -14,6 +14,7 @@ import { openDatabase } from './db/open.ts';
 import { runMigrations } from './db/migrate.ts';
 import type { Env } from './env.ts';
 import { createApp } from './http/app.ts';
+import { checkLlmBudget } from './llm/budget.ts';
 import { createLlm } from './llm/openai.ts';
 import { maskUrl, type Logger } from './logger.ts';
 
@@ -40,6 +41,7 @@ export function createJobRunner(env: Env, db: Db, logger: Logger): Runner {
       model: env.OPENAI_MODEL,
       timeoutMs: env.OPENAI_TIMEOUT_SECONDS * 1000,
       maxRetries: env.OPENAI_MAX_RETRIES,
+      retryAfterMaxMs: env.OPENAI_RETRY_AFTER_MAX_SECONDS * 1000,
     }),
     logger,
     settings: { extractBatchSize: env.EXTRACT_BATCH_SIZE, llmConcurrency: env.LLM_CONCURRENCY, dropsBatchSize: env.DROPS_BATCH_SIZE },
@@ -51,6 +53,8 @@ export function createJobRunner(env: Env, db: Db, logger: Logger): Runner {
  * workers, cron and the background loops; ROLE=worker skips HTTP.
  */
 export async function startService(env: Env, logger: Logger, registry = createRegistry()): Promise<Service> {
+  // Before anything is opened: an LLM call that could outlast half a job's expiry is a config error.
+  checkLlmBudget(env, registry.values());
   const releasers: Array<() => Promise<void> | void> = [];
   const release = async () => {
     for (const fn of releasers.reverse().splice(0)) {
@@ -104,7 +108,13 @@ export async function startService(env: Env, logger: Logger, registry = createRe
       releasers.push(every(REAPER_INTERVAL_MS, logger, 'reaper', () => reapLostRuns({ db: database.db, boss, logger })));
     }
 
-    const app = createApp({ ...schedulesDeps, apiToken: env.API_TOKEN });
+    const app = createApp({
+      ...schedulesDeps,
+      apiToken: env.API_TOKEN,
+      apiTokenReadOnly: env.API_TOKEN_READONLY,
+      corsOrigins: env.CORS_ORIGINS,
+      runRateLimitPerMinute: env.RUN_RATE_LIMIT_PER_MINUTE,
+    });
     let url = '';
     if (env.ROLE !== 'worker') {
       const server = await listen(app, env.HOST, env.PORT);

@@ -123,17 +123,18 @@ describe('reaper: runs whose worker is gone', () => {
 });
 
 describe('a run that times out', () => {
-  const EXPIRE_SECONDS = 3;
+  const EXPIRE_SECONDS = 4;
   let t: TestService;
 
   beforeAll(async () => {
     // extract-blueprints as registered, except that it expires after a few seconds.
     const registry = createRegistry([{ ...extractBlueprintsJob, queue: { ...extractBlueprintsJob.queue, expireInSeconds: EXPIRE_SECONDS } }, generateDropsJob]);
-    t = await startTestService({ SHUTDOWN_TIMEOUT_SECONDS: '2', LOG_LEVEL: 'silent' }, { registry });
+    // One LLM call must fit in half the expiry (checked at startup): 2 s, one item at a time.
+    t = await startTestService({ SHUTDOWN_TIMEOUT_SECONDS: '2', LOG_LEVEL: 'silent', OPENAI_TIMEOUT_SECONDS: '2', LLM_CONCURRENCY: '1' }, { registry });
   });
   afterAll(() => t?.stop());
 
-  it('ends FAILED with "timed out after N s" and gives every item back', async () => {
+  it('ends FAILED with "timed out after N s" and gives back every item it did not finish', async () => {
     t.llm.respond(() => ({ hang: true }));
     const items = [await createItem(t, keyedItem('slow1')), await createItem(t, keyedItem('slow2')), await createItem(t, keyedItem('slow3'))];
     const q = (text: string, values?: unknown[]) => t.service.database.pool.query(text, values);
@@ -150,9 +151,10 @@ describe('a run that times out', () => {
     // The model was asked (and never answered).
     expect(t.llm.requests.length).toBeGreaterThanOrEqual(1);
 
+    // slow1's call timed out (2 s) before the run did; slow2 was in flight at the expiry, slow3 not started.
     await eventually(async () => {
-      const { rows } = await q('select status, claimed_by_log_id from harvest_items where id = any($1)', [items.map((i) => i.id)]);
-      return rows.every((r) => r.status === 'PENDING' && r.claimed_by_log_id === null);
+      const { rows } = await q('select status, claimed_by_log_id from harvest_items where id = any($1) order by id', [items.map((i) => i.id)]);
+      return rows.every((r, i) => r.status === (i === 0 ? 'BLUEPRINT_ERROR' : 'PENDING') && r.claimed_by_log_id === null);
     }, { timeoutMs: 5_000 });
     expect((await q('select count(*)::int as n from exam_blueprints')).rows[0].n).toBe(0);
 

@@ -7,6 +7,7 @@ import { runMigrations } from '../db/migrate.ts';
 import { openDatabase } from '../db/open.ts';
 import type { JobLogRow } from '../db/schema.ts';
 import { EnvError, parseEnv } from '../env.ts';
+import { checkLlmBudget, LlmBudgetError } from '../llm/budget.ts';
 import { createLogger } from '../logger.ts';
 import { createJobRunner } from '../service.ts';
 
@@ -25,8 +26,9 @@ async function main(argv: string[]): Promise<number> {
   let env;
   try {
     env = parseEnv();
+    checkLlmBudget(env, registry.values());
   } catch (error) {
-    if (error instanceof EnvError) {
+    if (error instanceof EnvError || error instanceof LlmBudgetError) {
       console.error(error.message);
       return 2;
     }

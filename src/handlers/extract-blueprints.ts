@@ -59,18 +59,16 @@ export async function extractBlueprints(ctx: JobContext): Promise<JobOutcome> {
 }
 
 async function extractOne(ctx: JobContext, llm: LlmSession, item: HarvestItemRow, signal: AbortSignal): Promise<void> {
-  const { data, raw } = await llm.structured({
+  // Bad answers (our rules included) are asked for once more inside structured(), then fail the item.
+  const { data: blueprint, raw } = await llm.structured({
     schema: BlueprintOutputSchema,
+    validate: BlueprintRulesSchema,
     name: 'exam_blueprint',
     system: EXTRACT_SYSTEM_PROMPT,
     user: extractUserPrompt(item),
     signal,
+    logger: ctx.logger.child({ harvestId: item.id }),
   });
-  const checked = BlueprintRulesSchema.safeParse(data);
-  if (!checked.success) {
-    throw new LlmItemError(`invalid blueprint: ${checked.error.issues.map((i) => i.message).join('; ')}`);
-  }
-  const blueprint = checked.data;
   await ctx.db.transaction(async (tx) => {
     // Only while this run still holds the claim; otherwise another run owns the item now.
     const claimed = await tx

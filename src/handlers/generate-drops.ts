@@ -84,16 +84,17 @@ async function topicDrops(ctx: JobContext, llm: LlmSession, blueprint: ExamBluep
   if (cachedPayload?.success) {
     payload = cachedPayload.data;
   } else {
+    // Bad answers (our rules included) are asked for once more inside structured(), then fail the topic.
     const { data } = await llm.structured({
       schema: DropsOutputSchema,
+      validate: DropsRulesSchema,
       name: 'topic_drops',
       system: DROPS_SYSTEM_PROMPT,
       user: dropsUserPrompt(blueprint.exam_name, topic),
       signal,
+      logger: ctx.logger.child({ blueprintId: blueprint.id, topic: topic.code }),
     });
-    const checked = DropsRulesSchema.safeParse(data);
-    if (!checked.success) throw new LlmItemError(`invalid drops: ${checked.error.issues.map((i) => i.message).join('; ')}`);
-    payload = checked.data;
+    payload = data;
   }
 
   const hit = Boolean(cachedPayload?.success);

@@ -1,17 +1,29 @@
 import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { SchedulesDeps } from '../boss/schedules.ts';
 import { requireBearer } from './auth.ts';
+import { rateLimitPerClient } from './rate-limit.ts';
 import { blueprintsRoutes } from './routes/blueprints.ts';
+import { deadLettersRoutes } from './routes/dead-letters.ts';
 import { dropsRoutes } from './routes/drops.ts';
 import { harvestItemsRoutes } from './routes/harvest-items.ts';
 import { jobsRoutes } from './routes/jobs.ts';
 
-export type AppDeps = SchedulesDeps & { apiToken?: string };
+export type AppDeps = SchedulesDeps & {
+  /** API_TOKEN: when set, every /api route needs it (or the read-only token for GET/HEAD). */
+  apiToken?: string;
+  /** API_TOKEN_READONLY: GET and HEAD only; ignored without apiToken. */
+  apiTokenReadOnly?: string;
+  /** CORS_ORIGINS: browser origins allowed to call the API; none (the default) means CORS is off. */
+  corsOrigins?: string[];
+  /** RUN_RATE_LIMIT_PER_MINUTE: manual runs per client a minute; unset means no limit. */
+  runRateLimitPerMinute?: number;
+};
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -41,7 +53,21 @@ export function createApp(deps: AppDeps): Hono {
     // connection keeps the client's next request from stalling behind them.
     if (c.req.raw.body && !c.req.raw.bodyUsed) c.header('Connection', 'close');
   });
-  if (deps.apiToken) app.use('/api/*', requireBearer(deps.apiToken));
+  if (deps.corsOrigins?.length) {
+    // Before auth, so a preflight (which carries no token) is answered; an origin not listed gets no
+    // Access-Control-Allow-Origin, and the browser keeps the response from the page.
+    app.use(
+      '/api/*',
+      cors({
+        origin: deps.corsOrigins.map((origin) => new URL(origin).origin),
+        allowMethods: ['GET', 'HEAD', 'POST', 'PUT'],
+        allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'],
+        exposeHeaders: ['Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'RateLimit-Policy'],
+        maxAge: 600,
+      }),
+    );
+  }
+  if (deps.apiToken) app.use('/api/*', requireBearer({ token: deps.apiToken, readOnlyToken: deps.apiTokenReadOnly }));
   app.use(
     '/api/*',
     bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => c.json({ error: `request body is larger than ${MAX_BODY_BYTES} bytes` }, 413) }),
@@ -55,7 +81,9 @@ export function createApp(deps: AppDeps): Hono {
     await next();
   });
 
-  app.route('/api/jobs', jobsRoutes(deps));
+  const runLimit = deps.runRateLimitPerMinute ? rateLimitPerClient(deps.runRateLimitPerMinute, { authOn: Boolean(deps.apiToken) }) : undefined;
+  app.route('/api/jobs/dead-letters', deadLettersRoutes(deps));
+  app.route('/api/jobs', jobsRoutes({ ...deps, runLimit }));
   app.route('/api/harvest-items', harvestItemsRoutes(db));
   app.route('/api/blueprints', blueprintsRoutes(db));
   app.route('/api/drops', dropsRoutes(db));

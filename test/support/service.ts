@@ -42,6 +42,8 @@ export async function startTestService(envOverrides: Record<string, string | und
     OPENAI_MAX_RETRIES: '0',
     SCHEDULER_TIMEZONE: 'UTC',
     SCHEDULE_SYNC_SECONDS: '1',
+    // Tests trigger many runs a minute; the rate limit has tests of its own.
+    RUN_RATE_LIMIT_PER_MINUTE: '10000',
     LOG_LEVEL: 'debug',
     ...envOverrides,
   });

@@ -8,7 +8,13 @@ import { PaginationSchema, text, validate } from '../validation.ts';
 const NewHarvestItemSchema = z.strictObject({
   title: text().trim().min(1, 'title must not be empty').max(500, 'title is longer than 500 characters'),
   content: text().trim().min(1, 'content must not be empty'),
-  source_url: z.url('source_url must be an http(s) URL').max(2000).refine((u) => /^https?:/i.test(u), 'source_url must be an http(s) URL').nullish(),
+  source_url: z
+    .url('source_url must be an http(s) URL')
+    .max(2000)
+    .refine((u) => /^https?:/i.test(u), 'source_url must be an http(s) URL')
+    // The URL parser lets a NUL through (it would be percent-encoded), but we store the text as given.
+    .refine((u) => !u.includes('\u0000'), 'must not contain NUL (\\u0000) characters')
+    .nullish(),
 });
 
 const ListSchema = PaginationSchema.extend({ status: z.enum(HARVEST_STATUSES, `status must be one of ${HARVEST_STATUSES.join(', ')}`).optional() });

@@ -1,11 +1,13 @@
 import { count, desc, eq } from 'drizzle-orm';
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
 import type { JobPayload } from '../../boss/job.ts';
 import { type SchedulesDeps, ScheduleInputError, updateSchedule } from '../../boss/schedules.ts';
 import { jobLogs, jobSchedule, MISSED_POLICIES } from '../../db/schema.ts';
-import { PaginationSchema, text, validate } from '../validation.ts';
+import { knownJobOf } from '../known-job.ts';
+import { createRunRequests, IDEMPOTENCY_KEY } from '../run-requests.ts';
+import { noBody, PaginationSchema, text, validate } from '../validation.ts';
 
 /** The design document's seven control routes, under /api/jobs. */
 
@@ -18,17 +20,17 @@ const SchedulePatchSchema = z
   })
   .refine((patch) => Object.keys(patch).length > 0, 'give at least one of cron_expression, is_active, timezone, missed_policy');
 
-const LogsQuerySchema = PaginationSchema.extend({ jobName: text().max(300).optional() });
+// No length limit: any name that is not a registered job is a 404, whatever its length.
+const LogsQuerySchema = PaginationSchema.extend({ jobName: text().optional() });
 
-export function jobsRoutes(deps: SchedulesDeps): Hono {
+const pass: MiddlewareHandler = (_c, next) => next();
+
+/** `runLimit`: the rate limit of manual runs (none when absent). */
+export function jobsRoutes(deps: SchedulesDeps & { runLimit?: MiddlewareHandler }): Hono {
   const { db, boss, registry } = deps;
   const app = new Hono();
-
-  /** 404 for anything that is not a registered job, before any query uses the name. */
-  const knownJob = (name: string) => {
-    if (!registry.has(name)) throw new HTTPException(404, { message: `unknown job "${name.slice(0, 100)}"; known jobs: ${[...registry.keys()].join(', ')}` });
-    return name;
-  };
+  const knownJob = knownJobOf(registry);
+  const runRequests = createRunRequests(deps);
 
   app.get('/schedules', async (c) => c.json(await db.select().from(jobSchedule).orderBy(jobSchedule.id)));
 
@@ -49,15 +51,18 @@ export function jobsRoutes(deps: SchedulesDeps): Hono {
     }
   });
 
-  app.post('/run/:jobName', async (c) => {
+  app.post('/run/:jobName', deps.runLimit ?? pass, noBody(), async (c) => {
     const name = knownJob(c.req.param('jobName'));
+    const key = c.req.header('idempotency-key');
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new HTTPException(400, { message: 'Idempotency-Key must be 1 to 200 printable ASCII characters' });
     const payload: JobPayload = { trigger: 'manual' };
-    const jobId = await boss.send(name, payload);
+    const { jobId, replayed } = await runRequests.send(name, payload, key);
     if (!jobId) {
       // The queue policy allows one waiting run per job; point at the one already waiting.
       const [waiting] = await boss.findJobs(name, { queued: true, limit: 1 });
       return c.json({ error: `job ${name} already has a run waiting to start`, jobName: name, jobId: waiting?.id ?? null }, 409);
     }
+    if (replayed) return c.json({ message: `Job ${name} was already enqueued with this Idempotency-Key`, jobName: name, jobId, replayed: true }, 202);
     return c.json({ message: `Job ${name} enqueued`, jobName: name, jobId }, 202);
   });
 
