@@ -25,8 +25,10 @@ export function createBoss(options: BossOptions): PgBoss {
     cronWorkerIntervalSeconds: options.cronWorkerIntervalSeconds,
     cronMonitorIntervalSeconds: options.cronMonitorIntervalSeconds,
     useListenNotify: options.useListenNotify,
-    // Expired and heartbeat-lost jobs are noticed within seconds, not the default minute.
+    // Expired and heartbeat-lost jobs are noticed within ~10 s, not the default minute: the per-queue
+    // monitor pass that fails them runs at the longer of these two intervals.
     superviseIntervalSeconds: 10,
+    monitorIntervalSeconds: 10,
   });
   boss.on('error', (error) => options.logger.error({ err: error }, 'pg-boss error'));
   boss.on('warning', (warning) => options.logger.warn({ warning: warning.data }, `pg-boss: ${warning.message}`));
