@@ -143,9 +143,12 @@ async function waitForDatabase(url: string, timeoutMs: number, logger: Logger): 
       return;
     } catch (error) {
       const reason = (error as Error).message || String(error);
-      if (Date.now() + delay > deadline) throw new Error(`database unreachable after ${Math.round(timeoutMs / 1000)} s: ${reason}`);
-      logger.warn({ reason, retryInMs: delay }, `database unreachable (${reason}); retrying in ${delay / 1000} s`);
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`database unreachable after ${Math.round(timeoutMs / 1000)} s: ${reason}`);
+      // The last wait is cut short so the final attempt happens at the deadline, not before it.
+      const wait = Math.min(delay, left);
+      logger.warn({ reason, retryInMs: wait }, `database unreachable (${reason}); retrying in ${(wait / 1000).toFixed(1)} s`);
+      await new Promise((resolve) => setTimeout(resolve, wait));
     } finally {
       await client.end().catch(() => {});
     }
