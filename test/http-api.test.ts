@@ -1,64 +1,12 @@
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { drops, examBlueprints, harvestItems, jobSchedule } from '../src/db/schema.ts';
 import { asJson, call, expectError, ISO, JOBS, postJson, type Json } from './support/http.ts';
+import { rawRequest, repeat } from './support/raw-http.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
 const MAX_BODY = 1024 * 1024;
-
-/**
- * Real HTTP with node:http, so the body can be streamed chunk by chunk with no Content-Length.
- * Without an agent each request has a connection of its own; pass a keep-alive agent to reuse one.
- */
-function rawRequest(
-  url: string,
-  { method, path, headers = {}, chunks = [], agent = false }: { method: string; path: string; headers?: Record<string, string | number>; chunks?: Iterable<Buffer | string>; agent?: Agent | false },
-): Promise<{ status: number; body: Json; headers: Record<string, string | string[] | undefined> }> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const base = new URL(url);
-    // The path is sent exactly as given (no URL normalisation).
-    const req = request({ hostname: base.hostname, port: base.port, path, method, headers, agent }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => {
-        settled = true;
-        let body: Json = text;
-        try {
-          body = JSON.parse(text);
-        } catch {}
-        resolve({ status: res.statusCode!, body, headers: res.headers });
-      });
-    });
-    // The server may answer (413) and close before the whole body is written: the answer still counts.
-    req.on('error', (error) => {
-      if (!settled) setTimeout(() => !settled && reject(error), 1_000);
-    });
-    (async () => {
-      for (const chunk of chunks) {
-        if (req.destroyed) return;
-        if (!req.write(chunk)) {
-          await new Promise<void>((resume) => {
-            const done = () => {
-              req.off('drain', done);
-              req.off('close', done);
-              resume();
-            };
-            req.on('drain', done);
-            req.on('close', done);
-          });
-        }
-      }
-      req.end();
-    })().catch(() => {});
-  });
-}
-
-function* repeat(chunk: Buffer, times: number): Generator<Buffer> {
-  for (let i = 0; i < times; i++) yield chunk;
-}
 
 async function count(t: TestService, table: string): Promise<number> {
   const { rows } = await t.service.database.pool.query(`select count(*)::int as n from ${table}`);
