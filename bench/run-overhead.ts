@@ -35,7 +35,7 @@ import {
   quietLogger,
   ratio,
   ROOT,
-  sleep,
+  waitCompleted,
   startPostgres,
 } from './lib.ts';
 
@@ -209,7 +209,7 @@ async function child(mode: Mode, url: string): Promise<void> {
       if (!last) throw new Error(`send refused run ${i}: the stately queue already had a job waiting`);
       await started;
     }
-    await waitCompleted(boss, last!);
+    await waitCompleted(boss, QUEUE, last!, 2);
     return n / ((performance.now() - t0) / 1000);
   };
 
@@ -235,15 +235,4 @@ function memory(): Memory {
   gc?.();
   const { rss, heapUsed, heapTotal, external } = process.memoryUsage();
   return { rss, heapUsed, heapTotal, external };
-}
-
-async function waitCompleted(boss: PgBoss, id: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    const [job] = await boss.findJobs(QUEUE, { id });
-    if (job?.state === 'completed') return;
-    if (job && job.state !== 'active' && job.state !== 'created') throw new Error(`job ${id} ended ${job.state}`);
-    await sleep(2);
-  }
-  throw new Error(`job ${id} not completed within 30 s`);
 }
