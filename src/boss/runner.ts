@@ -73,7 +73,7 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
         return outcome;
       } catch (error) {
         const reason = timeout.aborted
-          ? `timed out after ${job.expireInSeconds} s`
+          ? reasonOf(timeout.reason, 'timed out')
           : job.signal.aborted
             ? `interrupted: ${abortReason(job.signal.reason)}`
             : reasonOf(error, 'unknown error');

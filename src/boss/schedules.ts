@@ -37,8 +37,13 @@ async function applyToBoss(boss: PgBoss, row: Schedulable, db: IDatabase): Promi
   }
 }
 
+/** Why a row's cron or time zone cannot be scheduled, or null. */
+function scheduleProblem(row: Pick<JobScheduleRow, 'cron_expression' | 'timezone'>): string | null {
+  return cronProblem(row.cron_expression) ?? timeZoneProblem(row.timezone);
+}
+
 export function nextRunAt(row: Pick<JobScheduleRow, 'cron_expression' | 'timezone' | 'is_active'>, from = new Date()): Date | null {
-  if (!row.is_active || cronProblem(row.cron_expression) || timeZoneProblem(row.timezone)) return null;
+  if (!row.is_active || scheduleProblem(row)) return null;
   return nextOccurrence(row.cron_expression, row.timezone, from);
 }
 
@@ -94,7 +99,7 @@ async function syncRow(deps: SchedulesDeps, jobName: string): Promise<'scheduled
   return db.transaction(async (tx) => {
     const [row] = await tx.select().from(jobSchedule).where(eq(jobSchedule.job_name, jobName)).for('update');
     if (!row) return null;
-    const problem = cronProblem(row.cron_expression) ?? timeZoneProblem(row.timezone);
+    const problem = scheduleProblem(row);
     if (problem) {
       report(logger, `${row.job_name}:${row.cron_expression}:${row.timezone}`, { job: row.job_name }, `job_schedule row is invalid, pg-boss keeps its previous schedule: ${problem}`);
       return null;
@@ -130,7 +135,7 @@ export async function updateSchedule(deps: SchedulesDeps, jobName: string, patch
       is_active: patch.is_active ?? current.is_active,
       missed_policy: patch.missed_policy ?? current.missed_policy,
     };
-    const problem = cronProblem(next.cron_expression) ?? timeZoneProblem(next.timezone);
+    const problem = scheduleProblem(next);
     if (problem) throw new ScheduleInputError(problem);
 
     const [updated] = await tx
