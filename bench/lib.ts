@@ -268,3 +268,51 @@ export function seededRandom(seed: number): () => number {
 export function note(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Modes and processes
+
+/**
+ * `--quick` (or BENCH_MODE=quick): CI-sized runs that check the script still works end to end;
+ * their figures are not the ones to quote. The full mode is the default.
+ */
+export const QUICK = process.argv.includes('--quick') || process.env.BENCH_MODE === 'quick';
+
+/** Picks the quick or the full value of a parameter. */
+export const sized = <T>(quick: T, full: T): T => (QUICK ? quick : full);
+
+/** Resident set size of a process in bytes, from /proc (Linux); NaN when it is gone. */
+export async function rssOf(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
+  return kb ? Number(kb) * 1024 : Number.NaN;
+}
+
+/** Samples a process's RSS every `intervalMs` until stopped; returns the peak and the last reading. */
+export function sampleRss(pid: number, intervalMs = 100): { stop(): Promise<{ peak: number; last: number }> } {
+  let peak = 0;
+  let last = Number.NaN;
+  let sampling = Promise.resolve();
+  const timer = setInterval(() => {
+    sampling = sampling.then(async () => {
+      const rss = await rssOf(pid);
+      if (Number.isFinite(rss)) {
+        last = rss;
+        peak = Math.max(peak, rss);
+      }
+    });
+  }, intervalMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await sampling;
+      const rss = await rssOf(pid);
+      if (Number.isFinite(rss)) {
+        last = rss;
+        peak = Math.max(peak, rss);
+      }
+      return { peak, last };
+    },
+  };
+}
