@@ -51,5 +51,11 @@ export type JobDefinition = {
   defaultCron: string;
   /** Queue options, set on every start (retries, expiry, heartbeat, policy). */
   queue: Omit<Queue, 'name'>;
+  /**
+   * How many runs a worker fetches at once (run side by side, logged with one insert and one
+   * update) and how many such workers each process keeps. Default 1 and 1: the MemoDrops jobs run
+   * one at a time; many short jobs go faster in batches.
+   */
+  worker?: { batchSize?: number; localConcurrency?: number };
   handler(ctx: JobContext): Promise<JobOutcome>;
 };

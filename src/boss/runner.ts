@@ -1,11 +1,11 @@
-import { and, eq, sql } from 'drizzle-orm';
-import type { JobWithMetadata } from 'pg-boss';
+import { sql } from 'drizzle-orm';
+import type { JobResult, JobWithMetadata } from 'pg-boss';
 import { z } from 'zod';
 import type { Db } from '../db/client.ts';
 import { jobLogs } from '../db/schema.ts';
 import type { Llm, LlmSession, LlmUsage } from '../llm/openai.ts';
 import type { Logger } from '../logger.ts';
-import { TRIGGERS, type JobDefinition, type JobOutcome, type JobSettings } from './job.ts';
+import { TRIGGERS, type JobDefinition, type JobOutcome, type JobSettings, type Trigger } from './job.ts';
 import { previousOccurrence } from './cron.ts';
 import { recordRun } from './schedules.ts';
 
@@ -25,33 +25,74 @@ function occurrenceBeforeSchedule(payload: z.infer<typeof PayloadSchema>, create
 export class RunTimeoutError extends Error {}
 
 export type Runner = {
-  /** Runs one pg-boss job through its handler, logging it in job_logs. Throws when the run FAILED. */
-  run(def: JobDefinition, job: JobWithMetadata<unknown>): Promise<JobOutcome>;
-  /** Runs in progress in this process. */
-  active(): number;
+  /**
+   * Runs a batch of pg-boss jobs of one job, each through its handler, side by side, and logs each
+   * in job_logs: one insert opens the batch's logs, one update closes them. Resolves with each job's
+   * result for pg-boss (`perJobResults`); throws, failing the whole batch, only when the logs
+   * cannot be written.
+   */
+  runBatch(def: JobDefinition, jobs: JobWithMetadata<unknown>[]): Promise<JobResult[]>;
   /** Waits for the runs in progress (each ends COMPLETED or FAILED) until the deadline. */
   drain(timeoutMs: number): Promise<void>;
+};
+
+type Run = { job: JobWithMetadata<unknown>; trigger: Trigger; attempt: number };
+/** How a run ended, ready for the closing update and for pg-boss. */
+type Ending = {
+  logId: number;
+  status: 'COMPLETED' | 'FAILED';
+  outcome: JobOutcome | null;
+  error: string | null;
+  metadata: Record<string, unknown>;
+  result: JobResult;
 };
 
 /** One wrapper for every handler: STARTED → COMPLETED | FAILED, whatever started the run. */
 export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner {
   const inFlight = new Set<Promise<unknown>>();
 
-  async function run(def: JobDefinition, job: JobWithMetadata<unknown>): Promise<JobOutcome> {
-    const payload = PayloadSchema.parse(job.data);
-    const { trigger } = payload;
-    const stale = occurrenceBeforeSchedule(payload, job.createdOn);
-    if (stale) {
-      logger.info({ job: def.name, jobId: job.id }, `skipping ${def.name}: its ${stale.toISOString()} occurrence predates the schedule (set ${payload.scheduled_since})`);
-      return { itemsProcessed: 0, itemsFailed: 0, metadata: { skipped: 'occurrence before the schedule was set' } };
+  async function runBatch(def: JobDefinition, jobs: JobWithMetadata<unknown>[]): Promise<JobResult[]> {
+    const skipped: JobResult[] = [];
+    const runs: Run[] = [];
+    for (const job of jobs) {
+      const payload = PayloadSchema.parse(job.data);
+      const stale = occurrenceBeforeSchedule(payload, job.createdOn);
+      if (stale) {
+        logger.info({ job: def.name, jobId: job.id }, `skipping ${def.name}: its ${stale.toISOString()} occurrence predates the schedule (set ${payload.scheduled_since})`);
+        skipped.push({ id: job.id, status: 'completed', output: { skipped: 'occurrence before the schedule was set' } });
+      } else {
+        runs.push({ job, trigger: payload.trigger, attempt: job.retryCount + 1 });
+      }
     }
-    const attempt = job.retryCount + 1;
-    const startedAt = Date.now();
-    const [log] = await db
+    if (runs.length === 0) return skipped;
+
+    const batch = (async () => {
+      const logIds = await openLogs(def.name, runs);
+      try {
+        const endings = await Promise.all(runs.map((run) => runOne(def, run, logIds.get(run.job.id)!)));
+        await closeLogs(endings);
+        return [...skipped, ...endings.map((ending) => ending.result)];
+      } finally {
+        await recordRun(db, def.name, new Date()).catch((e) => logger.error({ err: e, job: def.name }, 'could not update job_schedule'));
+      }
+    })();
+    inFlight.add(batch);
+    batch.catch(() => {}).finally(() => inFlight.delete(batch));
+    return batch;
+  }
+
+  /** One insert for the batch's STARTED rows; committed before any handler starts, so a crash leaves them for the reaper. */
+  async function openLogs(jobName: string, runs: Run[]): Promise<Map<string, number>> {
+    const rows = await db
       .insert(jobLogs)
-      .values({ job_name: def.name, status: 'STARTED', metadata: { job_id: job.id, trigger, attempt } })
-      .returning({ id: jobLogs.id });
-    const logId = log!.id;
+      .values(runs.map(({ job, trigger, attempt }) => ({ job_name: jobName, status: 'STARTED' as const, metadata: { job_id: job.id, trigger, attempt } })))
+      .returning({ id: jobLogs.id, jobId: sql<string>`${jobLogs.metadata}->>'job_id'` });
+    return new Map(rows.map((row) => [row.jobId, row.id]));
+  }
+
+  /** Runs one handler to its end; never throws: a failure is an Ending too. */
+  async function runOne(def: JobDefinition, { job, trigger, attempt }: Run, logId: number): Promise<Ending> {
+    const startedAt = Date.now();
     const runLogger = logger.child({ job: def.name, jobId: job.id, logId, trigger, attempt });
     runLogger.info(`starting job ${def.name}`);
 
@@ -64,60 +105,53 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
     const signal = AbortSignal.any([job.signal, timeout]);
     const sessions: LlmSession[] = [];
     const trackedLlm: Llm = { model: llm.model, session: () => { const s = llm.session(); sessions.push(s); return s; } };
+    const metadataOf = (extra: object) => ({ ...extra, duration_ms: Date.now() - startedAt, llm: { model: llm.model, ...sumUsage(sessions) } });
 
-    const work = (async () => {
-      try {
-        const outcome = await untilAborted(def.handler({ db, llm: trackedLlm, logger: runLogger, signal, logId, settings }), signal);
-        await closeLog(logId, 'COMPLETED', { outcome, error: null, extra: {} });
-        runLogger.info({ itemsProcessed: outcome.itemsProcessed, itemsFailed: outcome.itemsFailed }, `job ${def.name} finished: ${outcome.itemsProcessed} succeeded, ${outcome.itemsFailed} failed`);
-        return outcome;
-      } catch (error) {
-        const reason = timeout.aborted
-          ? reasonOf(timeout.reason, 'timed out')
-          : job.signal.aborted
-            ? `interrupted: ${abortReason(job.signal.reason)}`
-            : reasonOf(error, 'unknown error');
-        const willRetry = attempt <= job.retryLimit;
-        await closeLog(logId, 'FAILED', { outcome: null, error: reason, extra: { will_retry: willRetry } }).catch((e) =>
-          runLogger.error({ err: e }, 'could not record the failure; the reaper will close this log'),
-        );
-        runLogger.error({ reason, willRetry }, `job ${def.name} failed: ${reason}`);
-        throw new Error(reason);
-      } finally {
-        clearTimeout(timer);
-        await recordRun(db, def.name, new Date()).catch((e) => runLogger.error({ err: e }, 'could not update job_schedule'));
-      }
-    })();
+    try {
+      const outcome = await untilAborted(def.handler({ db, llm: trackedLlm, logger: runLogger, signal, logId, settings }), signal);
+      runLogger.info({ itemsProcessed: outcome.itemsProcessed, itemsFailed: outcome.itemsFailed }, `job ${def.name} finished: ${outcome.itemsProcessed} succeeded, ${outcome.itemsFailed} failed`);
+      return { logId, status: 'COMPLETED', outcome, error: null, metadata: metadataOf({ ...outcome.metadata }), result: { id: job.id, status: 'completed', output: outcome } };
+    } catch (error) {
+      const reason = timeout.aborted
+        ? reasonOf(timeout.reason, 'timed out')
+        : job.signal.aborted
+          ? `interrupted: ${abortReason(job.signal.reason)}`
+          : reasonOf(error, 'unknown error');
+      const willRetry = attempt <= job.retryLimit;
+      runLogger.error({ reason, willRetry }, `job ${def.name} failed: ${reason}`);
+      return { logId, status: 'FAILED', outcome: null, error: reason, metadata: metadataOf({ will_retry: willRetry }), result: { id: job.id, status: 'failed', output: { message: reason } } };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 
-    inFlight.add(work);
-    work.catch(() => {}).finally(() => inFlight.delete(work));
-    return work;
-
-    async function closeLog(id: number, status: 'COMPLETED' | 'FAILED', r: { outcome: JobOutcome | null; error: string | null; extra: object }) {
-      const metadata = {
-        ...r.outcome?.metadata,
-        ...r.extra,
-        duration_ms: Date.now() - startedAt,
-        llm: { model: llm.model, ...sumUsage(sessions) },
-      };
-      await db
-        .update(jobLogs)
-        .set({
-          status,
-          ended_at: sql`now()`,
-          items_processed: r.outcome?.itemsProcessed ?? 0,
-          items_failed: r.outcome?.itemsFailed ?? 0,
-          error_message: r.error,
-          metadata: sql`${jobLogs.metadata} || ${JSON.stringify(metadata)}::jsonb`,
-        })
-        // A log the reaper already closed stays closed.
-        .where(and(eq(jobLogs.id, id), eq(jobLogs.status, 'STARTED')));
+  /** One update closes every log of the batch; a log the reaper already closed stays closed. */
+  async function closeLogs(endings: Ending[]): Promise<void> {
+    const values = endings.map((e) => ({
+      id: e.logId,
+      status: e.status,
+      items_processed: e.outcome?.itemsProcessed ?? 0,
+      items_failed: e.outcome?.itemsFailed ?? 0,
+      error_message: e.error,
+      metadata: e.metadata,
+    }));
+    try {
+      await db.execute(sql`
+        update job_logs as l
+        set status = v.status, ended_at = now(), items_processed = v.items_processed, items_failed = v.items_failed,
+            error_message = v.error_message, metadata = l.metadata || v.metadata
+        from jsonb_to_recordset(${JSON.stringify(values)}::jsonb)
+          as v(id integer, status text, items_processed integer, items_failed integer, error_message text, metadata jsonb)
+        where l.id = v.id and l.status = 'STARTED'`);
+    } catch (error) {
+      logger.error({ err: error, logIds: values.map((v) => v.id) }, 'could not record how the runs ended; the reaper will close their logs');
+      // pg-boss fails (and retries) the batch: a run whose end is not recorded is not done.
+      throw new Error(`could not record how the runs ended: ${reasonOf(error, 'database error')}`);
     }
   }
 
   return {
-    run,
-    active: () => inFlight.size,
+    runBatch,
     async drain(timeoutMs) {
       const deadline = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
       await Promise.race([Promise.allSettled([...inFlight]), deadline]);

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { createBoss, ensureQueues } from '../boss/client.ts';
 import type { JobPayload } from '../boss/job.ts';
 import { createRegistry } from '../boss/registry.ts';
+import { workThroughRunner } from '../boss/workers.ts';
 import { createDb } from '../db/client.ts';
 import { runMigrations } from '../db/migrate.ts';
 import { openDatabase } from '../db/open.ts';
@@ -63,9 +64,7 @@ async function main(argv: string[]): Promise<number> {
     const runner = createJobRunner(env, database.db, logger);
     const def = registry.get(name)!;
     // Whichever worker claims it first runs it: ours, or a running service's.
-    await boss.work(name, { includeMetadata: true, batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
-      if (job) return runner.run(def, job);
-    });
+    await workThroughRunner(boss, def, runner, { batchSize: 1, localConcurrency: 1, pollingIntervalSeconds: 0.5 });
     const log = await waitForRun(database.db, jobId, ((def.queue.expireInSeconds ?? 900) + 60) * 1000);
     const seconds = ((log.metadata.duration_ms as number | undefined) ?? 0) / 1000;
     const detail = log.status === 'FAILED' ? `: ${log.error_message}` : '';
