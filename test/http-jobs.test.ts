@@ -401,6 +401,7 @@ describe('logs and status', () => {
       schedules: (await call(t, '/api/jobs/schedules')).body,
       latestLogs: { 'extract-blueprints': null, 'generate-drops': null },
       totalLogs: 0,
+      totalLogsEstimated: false,
     });
     expect((await call(t, '/api/jobs/logs')).body).toEqual([]);
   });
@@ -493,15 +494,45 @@ describe('logs and status', () => {
     it('status: schedules, the latest log of each job and the total', async () => {
       const res = await call(t, '/api/jobs/status');
       expect(res.status).toBe(200);
-      expect(Object.keys(res.body).sort()).toEqual(['latestLogs', 'schedules', 'totalLogs']);
+      expect(Object.keys(res.body).sort()).toEqual(['latestLogs', 'schedules', 'totalLogs', 'totalLogsEstimated']);
       expect(res.body.schedules).toEqual((await call(t, '/api/jobs/schedules')).body);
       expect(res.body.totalLogs).toBe(25);
+      expect(res.body.totalLogsEstimated).toBe(false);
       expect(Object.keys(res.body.latestLogs).sort()).toEqual([...JOBS]);
       for (const job of JOBS) {
         // The same row, serialized the same way, as /logs/:jobName/latest.
         expect(res.body.latestLogs[job]).toEqual((await call(t, `/api/jobs/logs/${job}/latest`)).body);
         expect(res.body.latestLogs[job].started_at).toMatch(ISO);
       }
+    });
+  });
+
+  describe('with a long history', () => {
+    /** Older than the 25 rows above, so the latest runs stay the same. */
+    const insertOldRuns = (n: number, fromMinute: number) =>
+      t.service.database.pool.query(
+        `insert into job_logs (job_name, status, started_at, ended_at)
+         select case when i % 2 = 0 then 'extract-blueprints' else 'old-job' end, 'COMPLETED',
+                timestamptz '2029-01-01' + i * interval '1 minute', timestamptz '2029-01-01' + i * interval '1 minute' + interval '5 seconds'
+         from generate_series($1::int, $1::int + $2::int - 1) as i`,
+        [fromMinute, n],
+      );
+
+    it('status counts exactly while the table has no statistics, then estimates from them; the latest runs stay the newest', async () => {
+      await insertOldRuns(40_000, 1);
+      const exact = await call(t, '/api/jobs/status');
+      expect(exact.status).toBe(200);
+      expect(exact.body).toMatchObject({ totalLogs: 40_025, totalLogsEstimated: false });
+
+      // What autovacuum does as a table grows; then the history keeps growing.
+      await t.service.database.pool.query('analyze job_logs');
+      await insertOldRuns(10_000, 50_000);
+      const res = await call(t, '/api/jobs/status');
+      expect(res.body.totalLogsEstimated).toBe(true);
+      expect(res.body.totalLogs).toBeGreaterThan(50_025 * 0.9);
+      expect(res.body.totalLogs).toBeLessThan(50_025 * 1.1);
+      for (const job of JOBS) expect(res.body.latestLogs[job]).toEqual((await call(t, `/api/jobs/logs/${job}/latest`)).body);
+      expect(res.body.latestLogs['extract-blueprints'].started_at.startsWith('2030-')).toBe(true);
     });
   });
 });

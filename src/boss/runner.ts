@@ -83,11 +83,12 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
 
   /** One insert for the batch's STARTED rows; committed before any handler starts, so a crash leaves them for the reaper. */
   async function openLogs(jobName: string, runs: Run[]): Promise<Map<string, number>> {
-    const rows = await db
-      .insert(jobLogs)
-      .values(runs.map(({ job, trigger, attempt }) => ({ job_name: jobName, status: 'STARTED' as const, metadata: { job_id: job.id, trigger, attempt } })))
-      .returning({ id: jobLogs.id, jobId: sql<string>`${jobLogs.metadata}->>'job_id'` });
-    return new Map(rows.map((row) => [row.jobId, row.id]));
+    const metadata = runs.map(({ job, trigger, attempt }) => ({ job_id: job.id, trigger, attempt }));
+    const { rows } = await db.execute<{ id: number; job_id: string }>(sql`
+      insert into job_logs (job_name, status, metadata)
+      select ${jobName}, 'STARTED', m from jsonb_array_elements(${JSON.stringify(metadata)}::jsonb) as m
+      returning id, metadata->>'job_id' as job_id`);
+    return new Map(rows.map((row) => [row.job_id, row.id]));
   }
 
   /** Runs one handler to its end; never throws: a failure is an Ending too. */

@@ -150,9 +150,13 @@ export async function updateSchedule(deps: SchedulesDeps, jobName: string, patch
   return row;
 }
 
-/** Recomputes next_run_at after a run (the occurrence that fired is now in the past). */
+/**
+ * Records that a job ran, in one statement; next_run_at is written again only when the occurrence
+ * it held has passed (the schedule sync refreshes it too, for jobs that did not run).
+ */
 export async function recordRun(db: Db, jobName: string, at: Date): Promise<void> {
-  const [row] = await db.select().from(jobSchedule).where(eq(jobSchedule.job_name, jobName));
+  const [row] = await db.update(jobSchedule).set({ last_run_at: at }).where(eq(jobSchedule.job_name, jobName)).returning();
   if (!row) return;
-  await db.update(jobSchedule).set({ last_run_at: at, next_run_at: nextRunAt(row) }).where(eq(jobSchedule.id, row.id));
+  const next = nextRunAt(row);
+  if (next?.getTime() !== row.next_run_at?.getTime()) await db.update(jobSchedule).set({ next_run_at: next }).where(eq(jobSchedule.id, row.id));
 }

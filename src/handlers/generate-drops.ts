@@ -35,10 +35,36 @@ export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
 
   const tally: Tally = { topicsDone: 0, topicsFailed: 0, cacheHits: 0, blueprintsCompleted: 0 };
   try {
+    // One pool over the topics of every claimed blueprint, not one blueprint after the other: a
+    // blueprint with fewer topics than LLM_CONCURRENCY (or a slow last topic) would otherwise leave
+    // the other slots idle until it is done. Blueprints still start in id order.
+    const left = new Map<number, { topics: number; failed: number }>();
+    const work: Array<{ blueprint: ExamBlueprintRow; topic: BlueprintTopic }> = [];
     for (const blueprint of blueprints) {
-      ctx.signal.throwIfAborted();
-      await generateForBlueprint(ctx, llm, blueprint, tally);
+      if (blueprint.topics.length === 0) {
+        ctx.signal.throwIfAborted();
+        await blueprintDone(ctx, blueprint, tally);
+        continue;
+      }
+      left.set(blueprint.id, { topics: blueprint.topics.length, failed: 0 });
+      for (const topic of blueprint.topics) work.push({ blueprint, topic });
     }
+    await forEachBounded(work, settings.llmConcurrency, ctx.signal, async ({ blueprint, topic }, signal) => {
+      const state = left.get(blueprint.id)!;
+      try {
+        const hit = await topicDrops(ctx, llm, blueprint, topic, signal);
+        if (hit) tally.cacheHits += 1;
+        tally.topicsDone += 1;
+      } catch (error) {
+        if (!(error instanceof LlmItemError)) throw error;
+        state.failed += 1;
+        tally.topicsFailed += 1;
+        logger.warn({ blueprintId: blueprint.id, topic: topic.code, reason: error.message }, `drops for topic ${topic.code} failed`);
+      }
+      state.topics -= 1;
+      // The blueprint's last topic: done when none of its topics failed.
+      if (state.topics === 0 && state.failed === 0) await blueprintDone(ctx, blueprint, tally);
+    });
   } finally {
     await releaseClaims(db, [logId]);
   }
@@ -49,26 +75,10 @@ export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
   };
 }
 
-async function generateForBlueprint(ctx: JobContext, llm: LlmSession, blueprint: ExamBlueprintRow, tally: Tally): Promise<void> {
-  const { db, logger } = ctx;
-  let failedHere = 0;
-  await forEachBounded(blueprint.topics, ctx.settings.llmConcurrency, ctx.signal, async (topic, signal) => {
-    try {
-      const hit = await topicDrops(ctx, llm, blueprint, topic, signal);
-      if (hit) tally.cacheHits += 1;
-      tally.topicsDone += 1;
-    } catch (error) {
-      if (!(error instanceof LlmItemError)) throw error;
-      failedHere += 1;
-      tally.topicsFailed += 1;
-      logger.warn({ blueprintId: blueprint.id, topic: topic.code, reason: error.message }, `drops for topic ${topic.code} failed`);
-    }
-  });
-  if (failedHere === 0) {
-    await db.update(examBlueprints).set({ drops_generated_at: sql`now()` }).where(eq(examBlueprints.id, blueprint.id));
-    tally.blueprintsCompleted += 1;
-    logger.info({ blueprintId: blueprint.id }, `all topics of blueprint id=${blueprint.id} have drops`);
-  }
+async function blueprintDone(ctx: JobContext, blueprint: ExamBlueprintRow, tally: Tally): Promise<void> {
+  await ctx.db.update(examBlueprints).set({ drops_generated_at: sql`now()` }).where(eq(examBlueprints.id, blueprint.id));
+  tally.blueprintsCompleted += 1;
+  ctx.logger.info({ blueprintId: blueprint.id }, `all topics of blueprint id=${blueprint.id} have drops`);
 }
 
 /** Saves the drops of one topic; true when they came from the cache (no LLM call). */
