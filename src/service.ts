@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { PgBoss } from 'pg-boss';
-import { createBoss, ensureQueues } from './boss/client.ts';
+import { createBoss, ensureQueues, wakeCronSenderOnNotify } from './boss/client.ts';
 import { reapLostRuns } from './boss/reaper.ts';
 import { createRegistry, type Registry } from './boss/registry.ts';
 import { createRunner, type Runner } from './boss/runner.ts';
@@ -83,6 +83,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
       useListenNotify: env.USE_LISTEN_NOTIFY,
     });
     await boss.start();
+    if (works && env.USE_LISTEN_NOTIFY) await wakeCronSenderOnNotify(boss);
     const runner = createJobRunner(env, database.db, logger);
     releasers.push(async () => {
       // pg-boss waits for running handlers up to the timeout, then fails them (they are retried).

@@ -35,6 +35,18 @@ export function createBoss(options: BossOptions): PgBoss {
   return boss;
 }
 
+/** The internal queue pg-boss's cron pass puts each due occurrence in, for its send-it worker to send. */
+const CRON_SEND_IT_QUEUE = '__pgboss__send-it';
+
+/**
+ * pg-boss creates its send-it queue without notify, so its worker finds an occurrence only at its
+ * next poll (cronWorkerIntervalSeconds): up to a second on top of the cron pass's own. With notify
+ * the pass's insert wakes it at once. Call after start() on an instance that runs cron.
+ */
+export async function wakeCronSenderOnNotify(boss: PgBoss): Promise<void> {
+  await boss.updateQueue(CRON_SEND_IT_QUEUE, { notify: true });
+}
+
 /** Dead letters wait for an operator: kept 90 days instead of pg-boss's 14. */
 const DEAD_LETTER_RETENTION_SECONDS = 90 * 24 * 3600;
 
