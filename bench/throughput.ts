@@ -1,0 +1,239 @@
+/**
+ * B1 (and the run half of B6): no-op runs completed per second, our runner against raw pg-boss.
+ *
+ *   (a) raw:   pg-boss work() with a no-op handler; nothing else is written.
+ *   (b) tx:    a minimal hand-written pg-boss handler that makes the same two writes our runner
+ *              makes (a job_logs row per run, job_schedule.last_run_at) inside the job's
+ *              transaction (`transactional: true`): one multi-row insert and one update per batch.
+ *   (c) ours:  startService() with a registry of one no-op job; every run goes through the runner
+ *              (job_logs STARTED, handler, COMPLETED, job_schedule), settled per run.
+ *
+ * Every variant uses the same worker settings (batchSize, localConcurrency, burstWhenBatchFull, a
+ * notify queue with policy `standard`) on a fresh database migrated with our schema. The jobs are
+ * inserted first; then 1, 2 or 3 worker processes start, and the clock runs from the first handler
+ * call in any of them until pg-boss reports every job completed. Each variant and instance count is
+ * measured ROUNDS times, alternating variants; the figure is the median.
+ *
+ *   cd /work/main && npm exec -- node bench/throughput.ts [--quick]
+ *   BENCH_BATCH_SIZE=100 BENCH_CONCURRENCY=2 BENCH_INSTANCES=1,2,3 to change the settings.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { PgBoss, type JobWithMetadata } from 'pg-boss';
+import { createBoss, ensureQueues } from '../src/boss/client.ts';
+import type { JobDefinition } from '../src/boss/job.ts';
+import { createRegistry } from '../src/boss/registry.ts';
+import { runMigrations } from '../src/db/migrate.ts';
+import { parseEnv } from '../src/env.ts';
+import { startService } from '../src/service.ts';
+import {
+  fmt,
+  machineLine,
+  main,
+  markdownTable,
+  median,
+  mib,
+  NEVER_CRON,
+  NOOP_OUTCOME,
+  note,
+  onCleanup,
+  quietLogger,
+  ratio,
+  ROOT,
+  sized,
+  sleep,
+  startPostgres,
+} from './lib.ts';
+
+const QUEUE = 'bench-throughput';
+const JOBS = Number(process.env.BENCH_JOBS ?? sized(2_000, 20_000));
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? sized(1, 3));
+const BATCH_SIZE = Number(process.env.BENCH_BATCH_SIZE ?? 100);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 2);
+const INSTANCES = (process.env.BENCH_INSTANCES ?? sized('1,2', '1,2,3')).split(',').map(Number);
+
+const ALL_VARIANTS = ['raw', 'tx', 'ours'] as const;
+type Variant = (typeof ALL_VARIANTS)[number];
+/** BENCH_VARIANTS=tx,ours to measure some of them only (the ratios need all three). */
+const VARIANTS = (process.env.BENCH_VARIANTS?.split(',') as Variant[] | undefined) ?? ALL_VARIANTS;
+const LABELS: Record<Variant, string> = {
+  raw: '(a) raw pg-boss work(), no-op',
+  tx: '(b) hand-written transactional handler, same two writes',
+  ours: '(c) our service: runner + no-op job',
+};
+
+/** The job under test, as our registry sees it; (a) and (b) use the same queue options. */
+const noopJob: JobDefinition = {
+  name: QUEUE,
+  description: 'benchmark no-op',
+  defaultCron: NEVER_CRON,
+  queue: { policy: 'standard' },
+  worker: { batchSize: BATCH_SIZE, localConcurrency: CONCURRENCY },
+  handler: async () => NOOP_OUTCOME,
+};
+
+/** Worker options shared by (a) and (b): what src/boss/workers.ts gives our job. */
+const workOptions = {
+  includeMetadata: true,
+  batchSize: BATCH_SIZE,
+  localConcurrency: CONCURRENCY,
+  burstWhenBatchFull: true,
+  pollingIntervalSeconds: 2,
+} as const;
+
+type ChildReport = { firstHandlerAt: number; rssPeak: number };
+
+if (process.argv[2] === '--child') {
+  await child(process.argv[3] as Variant, process.argv[4]!);
+} else {
+  await main(parent);
+}
+
+async function parent(): Promise<void> {
+  const postgres = await startPostgres('throughput');
+  type Sample = { variant: Variant; instances: number; runsPerSecond: number; rssPeak: number; logs: number | null };
+  const samples: Sample[] = [];
+  let database = 0;
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const instances of INSTANCES) {
+      for (const variant of VARIANTS) {
+        const url = await postgres.createDatabase(`bench_tp_${++database}`);
+        note(`round ${round}/${ROUNDS}: ${variant}, ${instances} instance(s), ${JOBS} jobs`);
+        samples.push({ variant, instances, ...(await measure(variant, instances, url)) });
+        note(`  → ${fmt(samples.at(-1)!.runsPerSecond, 0)} runs/s`);
+      }
+    }
+  }
+
+  const pick = (variant: Variant, instances: number) => samples.filter((s) => s.variant === variant && s.instances === instances);
+  const rate = (variant: Variant, instances: number) => median(pick(variant, instances).map((s) => s.runsPerSecond));
+
+  console.log('### B1. Run throughput: no-op runs completed per second (B6: 1–3 instances)\n');
+  console.log(
+    `${machineLine()} · ${JOBS} jobs per measurement, inserted before the workers start · batchSize ${BATCH_SIZE}, localConcurrency ${CONCURRENCY}, burstWhenBatchFull, queue policy standard + notify · median of ${ROUNDS} round(s), variants alternating, fresh database each\n`,
+  );
+  const rows = INSTANCES.flatMap((instances) =>
+    VARIANTS.map((variant) => {
+      const runs = pick(variant, instances);
+      return [
+        String(instances),
+        LABELS[variant],
+        fmt(rate(variant, instances), 0),
+        runs.map((s) => s.runsPerSecond.toFixed(0)).join(', '),
+        variant === 'raw' ? '×1.00' : ratio(rate(variant, instances), rate('raw', instances)),
+        variant === 'ours' ? ratio(rate('ours', instances), rate('tx', instances)) : variant === 'tx' ? '×1.00' : '',
+        ratio(rate(variant, instances), rate(variant, INSTANCES[0]!)),
+        mib(median(runs.map((s) => s.rssPeak))),
+      ];
+    }),
+  );
+  console.log(
+    markdownTable(['instances', 'variant', 'runs/s (median)', 'runs/s per round', 'vs (a)', 'vs (b)', `vs ${INSTANCES[0]} instance(s)`, 'peak RSS MiB per process'], rows),
+  );
+  const oursLogs = samples.filter((s) => s.variant === 'ours').map((s) => s.logs);
+  console.log(`\n- job_logs COMPLETED rows after each run of (c): ${[...new Set(oursLogs)].join(', ')} (expected ${JOBS}).`);
+  for (const instances of INSTANCES) {
+    const r = rate('ours', instances) / rate('tx', instances);
+    console.log(`- ${instances} instance(s): (c)/(b) = ${r.toFixed(2)} (target ≥ 0.80: ${r >= 0.8 ? 'met' : 'missed'}); (c)/(a) = ${(rate('ours', instances) / rate('raw', instances)).toFixed(2)}.`);
+  }
+}
+
+/** Inserts the jobs, starts `instances` worker processes, and times them until every job is completed. */
+async function measure(variant: Variant, instances: number, url: string): Promise<{ runsPerSecond: number; rssPeak: number; logs: number | null }> {
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  onCleanup(() => pool.end().catch(() => {}));
+  await runMigrations(pool);
+  // The queue as ours creates it (its dead-letter queue included), for every variant.
+  const boss = createBoss({ url, logger: quietLogger(), schedule: false, cronWorkerIntervalSeconds: 1, cronMonitorIntervalSeconds: 1, useListenNotify: false });
+  await boss.start();
+  const registry = createRegistry([noopJob]);
+  await ensureQueues(boss, registry);
+  await pool.query(`insert into job_schedule (job_name, cron_expression, is_active, timezone) values ($1, $2, false, 'UTC') on conflict do nothing`, [QUEUE, NEVER_CRON]);
+  for (let i = 0; i < JOBS; i += 1_000) {
+    await boss.insert(QUEUE, Array.from({ length: Math.min(1_000, JOBS - i) }, () => ({ data: { trigger: 'manual' } })));
+  }
+  await boss.stop({ graceful: false });
+
+  const children = Array.from({ length: instances }, () => startChild(variant, url));
+  const reports = children.map((c) => c.report);
+  const completed = async () => (await pool.query<{ n: number }>(`select count(*)::int as n from pgboss.job where name = $1 and state = 'completed'`, [QUEUE])).rows[0]!.n;
+  const deadline = Date.now() + 600_000;
+  while ((await completed()) < JOBS) {
+    if (Date.now() > deadline) throw new Error(`${variant}: not every job completed within 10 min`);
+    await sleep(20);
+  }
+  const doneAt = Date.now();
+  for (const c of children) c.process.kill('SIGTERM');
+  const done = await Promise.all(reports);
+  const firstHandlerAt = Math.min(...done.map((r) => r.firstHandlerAt));
+  const logs =
+    variant === 'raw' ? null : (await pool.query<{ n: number }>(`select count(*)::int as n from job_logs where job_name = $1 and status = 'COMPLETED'`, [QUEUE])).rows[0]!.n;
+  await pool.end();
+  return { runsPerSecond: JOBS / ((doneAt - firstHandlerAt) / 1000), rssPeak: Math.max(...done.map((r) => r.rssPeak)), logs };
+}
+
+function startChild(variant: Variant, url: string): { process: ChildProcess; report: Promise<ChildReport> } {
+  const proc = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), fileURLToPath(import.meta.url), '--child', variant, url], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  onCleanup(() => {
+    if (proc.exitCode === null) proc.kill('SIGKILL');
+  });
+  let stdout = '';
+  proc.stdout!.on('data', (d) => (stdout += d));
+  const report = new Promise<ChildReport>((resolve, reject) => {
+    proc.on('exit', (code) => {
+      const line = stdout.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+      if (!line) return reject(new Error(`${variant} worker exited ${code} without a report: ${stdout}`));
+      resolve(JSON.parse(line) as ChildReport);
+    });
+  });
+  return { process: proc, report };
+}
+
+/** One worker process: starts its worker at once, notes its first handler call, stops on SIGTERM. */
+async function child(variant: Variant, url: string): Promise<void> {
+  let firstHandlerAt = 0;
+  const started = () => {
+    if (!firstHandlerAt) firstHandlerAt = Date.now();
+  };
+  let rssPeak = 0;
+  const rssTimer = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())), 100);
+  let stop: () => Promise<void>;
+
+  if (variant === 'ours') {
+    const env = parseEnv({ DATABASE_URL: url, PORT: '0', SCHEDULER_TIMEZONE: 'UTC', LOG_LEVEL: 'info' });
+    const job: JobDefinition = { ...noopJob, handler: async () => (started(), NOOP_OUTCOME) };
+    const service = await startService(env, quietLogger(process.env.BENCH_LOG_LEVEL ?? 'info'), createRegistry([job]));
+    stop = service.stop;
+  } else {
+    // pg-boss as src/boss/client.ts configures it (LISTEN/NOTIFY on), without cron.
+    const boss = new PgBoss({ connectionString: url, max: 10, schedule: false, useListenNotify: true, superviseIntervalSeconds: 10, monitorIntervalSeconds: 10 });
+    boss.on('error', (error) => note(`pg-boss error: ${error.message}`));
+    await boss.start();
+    if (variant === 'raw') {
+      await boss.work(QUEUE, workOptions, async () => {
+        started();
+      });
+    } else {
+      await boss.work(QUEUE, { ...workOptions, transactional: true }, async (jobs: JobWithMetadata<unknown>[], tx) => {
+        started();
+        await tx.executeSql(
+          `insert into job_logs (job_name, status, ended_at, metadata)
+           select $1, 'COMPLETED', now(), jsonb_build_object('job_id', id, 'trigger', 'manual', 'attempt', 1) from unnest($2::text[]) as id`,
+          [QUEUE, jobs.map((j) => j.id)],
+        );
+        await tx.executeSql(`update job_schedule set last_run_at = now() where job_name = $1`, [QUEUE]);
+      });
+    }
+    stop = () => boss.stop({ graceful: true, timeout: 5_000 });
+  }
+
+  process.once('SIGTERM', () => {
+    void stop().finally(() => {
+      clearInterval(rssTimer);
+      const report: ChildReport = { firstHandlerAt, rssPeak };
+      process.stdout.write(`${JSON.stringify(report)}\n`);
+      process.exit(0);
+    });
+  });
+}
