@@ -1,4 +1,5 @@
 import { desc, eq } from 'drizzle-orm';
+import { unionAll } from 'drizzle-orm/pg-core';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
@@ -33,8 +34,15 @@ export function jobsRoutes(deps: SchedulesDeps & { runLimit?: MiddlewareHandler 
   const knownJob = knownJobOf(registry);
   const runRequests = createRunRequests(deps);
   /** The newest run of a job: one index probe, however long the history. */
-  const latestLog = async (name: string) =>
-    (await db.select().from(jobLogs).where(eq(jobLogs.job_name, name)).orderBy(desc(jobLogs.started_at), desc(jobLogs.id)).limit(1))[0];
+  const latestLogQuery = (name: string) =>
+    db.select().from(jobLogs).where(eq(jobLogs.job_name, name)).orderBy(desc(jobLogs.started_at), desc(jobLogs.id)).limit(1);
+  /** The newest run of each job, in one statement. */
+  const latestLogs = async (names: string[]) => {
+    const [first, second, ...rest] = names.map(latestLogQuery);
+    const rows = !first ? [] : !second ? await first : await unionAll(first, second, ...rest);
+    const byJob = new Map(rows.map((row) => [row.job_name, row]));
+    return Object.fromEntries(names.map((name) => [name, byJob.get(name) ?? null]));
+  };
 
   app.get('/schedules', async (c) => c.json(await db.select().from(jobSchedule).orderBy(jobSchedule.id)));
 
@@ -79,20 +87,15 @@ export function jobsRoutes(deps: SchedulesDeps & { runLimit?: MiddlewareHandler 
 
   app.get('/logs/:jobName/latest', async (c) => {
     const name = knownJob(c.req.param('jobName'));
-    const row = await latestLog(name);
+    const [row] = await latestLogQuery(name);
     if (!row) throw new HTTPException(404, { message: `job ${name} has not run yet` });
     return c.json(row);
   });
 
   app.get('/status', async (c) => {
     const names = [...registry.keys()];
-    const [schedules, latest, logCount] = await Promise.all([
-      db.select().from(jobSchedule).orderBy(jobSchedule.id),
-      Promise.all(names.map(latestLog)),
-      countLogs(db),
-    ]);
-    const latestLogs = Object.fromEntries(names.map((name, i) => [name, latest[i] ?? null]));
-    return c.json({ schedules, latestLogs, totalLogs: logCount.total, totalLogsEstimated: logCount.estimated });
+    const [schedules, latest, logCount] = await Promise.all([db.select().from(jobSchedule).orderBy(jobSchedule.id), latestLogs(names), countLogs(db)]);
+    return c.json({ schedules, latestLogs: latest, totalLogs: logCount.total, totalLogsEstimated: logCount.estimated });
   });
 
   return app;
