@@ -346,7 +346,7 @@ function serviceLogKey(line: string): string {
 
 /** Spawns `node src/main.ts`, waits for GET /healthz to answer 200; killed by a cleanup step. */
 async function startServiceProcess(env: Record<string, string>, base: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['src/main.ts'], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), 'src/main.ts'], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   let partial = '';
   const onData = (data: Buffer) => {

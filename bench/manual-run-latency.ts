@@ -9,13 +9,18 @@
  * then for a pseudo-random idle gap (0–2 s, the same sequence for every variant) so the request
  * lands at a random phase of the worker's polling loop, as a real request would. Latency = handler
  * start − the moment before send()/fetch() (performance.now(), one process). The first WARMUP runs
- * of each variant are not counted.
+ * of each variant are not counted. A second table splits each run at the job row's created_on and
+ * started_on (read back with findJobs): request → row inserted, inserted → fetched by the worker
+ * (the NOTIFY or poll wait), fetched → handler start (for the service: the runner's job_logs insert).
+ * The load average is printed because the machine may be shared: millisecond figures are only
+ * meaningful on a quiet one.
  *
  * Target (issue): p99 ≤ 100 ms for (c), 50 runs.
  *
  *   cd /work/main && npm exec -- node bench/manual-run-latency.ts            # 50 runs per variant, ~3.5 min
  *   cd /work/main && npm exec -- node bench/manual-run-latency.ts --quick    # 10 runs per variant, ~45 s
  */
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { PgBoss } from 'pg-boss';
 import { createRegistry } from '../src/boss/registry.ts';
@@ -48,13 +53,16 @@ const MAX_GAP_MS = 2_000;
 const QUEUE = 'bench-noop';
 const TARGET_P99_MS = 100;
 
-type Measured = { label: string; latency: number[]; response: number[] };
+/** Per run: latency and response in ms (performance.now()); the phases in ms of wall clock against the job row. */
+type Measured = { label: string; latency: number[]; response: number[]; toCreated: number[]; toFetched: number[]; toHandler: number[] };
+type Start = { at: number; wall: number };
 
 /** Set by the benchmark before each request; the handler resolves it with its start time. */
-let onHandlerStart: ((at: number) => void) | undefined;
-const handlerStarted = () => onHandlerStart?.(performance.now());
+let onHandlerStart: ((start: Start) => void) | undefined;
+const handlerStarted = () => onHandlerStart?.({ at: performance.now(), wall: Date.now() });
 
 await main(async () => {
+  const loadBefore = loadavg()[0]!;
   const postgres = await startPostgres('manual');
   const results: Measured[] = [];
 
@@ -90,6 +98,7 @@ await main(async () => {
     await service.stop();
   }
 
+  const loadAfter = loadavg()[0]!;
   const [a, b, c] = results as [Measured, Measured, Measured];
   const p99 = (xs: number[]) => percentile(xs, 99);
   const rows = results.map((r) => [
@@ -107,11 +116,21 @@ await main(async () => {
     ratio(p99(r.latency), p99(b.latency), 2),
   ]);
   console.log('### B7. Manual-run pickup: request → handler start (ms)\n');
-  console.log(`${machineLine()} · ${N} sequential runs per variant after ${WARMUP} warm-up runs, idle gap 0–${MAX_GAP_MS} ms before each\n`);
+  console.log(
+    `${machineLine()} · ${N} sequential runs per variant after ${WARMUP} warm-up runs, idle gap 0–${MAX_GAP_MS} ms before each · load average (1 min) ${loadBefore.toFixed(1)} at start, ${loadAfter.toFixed(1)} at end\n`,
+  );
   console.log(
     markdownTable(
       ['variant', 'n', 'min ms', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'send/POST returns, p50 / p99 ms', 'p50 vs (a)', 'p99 vs (a)', 'p50 vs (b)', 'p99 vs (b)'],
       rows,
+    ),
+  );
+  const cell = (xs: number[]) => `${fmt(median(xs), 1)} / ${fmt(p99(xs), 1)}`;
+  console.log(`\nWhere it goes, ms (p50 / p99), wall clock against the job row's timestamps (database clock = transaction start, ms resolution):\n`);
+  console.log(
+    markdownTable(
+      ['variant', 'request → job row created_on', 'created_on → fetched (started_on)', 'fetched → handler start'],
+      results.map((r) => [r.label, cell(r.toCreated), cell(r.toFetched), cell(r.toHandler)]),
     ),
   );
   const met = p99(c.latency) <= TARGET_P99_MS;
@@ -144,28 +163,33 @@ async function rawBoss(url: string, listenNotify: boolean): Promise<PgBoss> {
 async function measure(label: string, trigger: () => Promise<string | null>, boss: PgBoss): Promise<Measured> {
   note(`measuring ${label}`);
   const random = seededRandom(20_261_128);
-  const latency: number[] = [];
-  const response: number[] = [];
+  const m: Measured = { label, latency: [], response: [], toCreated: [], toFetched: [], toHandler: [] };
   for (let i = 0; i < N + WARMUP; i++) {
     await sleep(random() * MAX_GAP_MS);
-    const started = new Promise<number>((resolve, reject) => {
+    const started = new Promise<Start>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${label}: handler did not start within 30 s`)), 30_000);
-      onHandlerStart = (at) => {
+      onHandlerStart = (start) => {
         clearTimeout(timer);
         onHandlerStart = undefined;
-        resolve(at);
+        resolve(start);
       };
     });
+    const wall0 = Date.now();
     const t0 = performance.now();
     const id = await trigger();
     const returned = performance.now();
     if (!id) throw new Error(`${label}: send refused run ${i} (a run still waiting?)`);
-    const at = await started;
+    const start = await started;
     await waitCompleted(boss, QUEUE, id, 10);
+    const [job] = await boss.findJobs(QUEUE, { id });
+    if (!job) throw new Error(`${label}: job ${id} not found`);
     if (i >= WARMUP) {
-      latency.push(at - t0);
-      response.push(returned - t0);
+      m.latency.push(start.at - t0);
+      m.response.push(returned - t0);
+      m.toCreated.push(job.createdOn.getTime() - wall0);
+      m.toFetched.push(job.startedOn.getTime() - job.createdOn.getTime());
+      m.toHandler.push(start.wall - job.startedOn.getTime());
     }
   }
-  return { label, latency, response };
+  return m;
 }

@@ -12,9 +12,13 @@
  *     closed; then the same for `generate-drops` over every topic of those blueprints (each drops
  *     answer is 4 lessons of ~100 words, as the prompt asks).
  *   Throughput = items (topics) / (ended_at − started_at) of the job_logs row, and / (POST → row seen
- *   closed). Compared with the ideal `concurrency / latency` (C / 0.2 s) as a ratio. The fake counts
- *   requests in flight (max and time-weighted mean over the run), the diagnostic when a run falls
- *   short of the ideal. The peak RSS of the service process over each run is sampled (B5 uses it).
+ *   closed). Compared with the ideal `concurrency / latency` (C / 0.2 s) as a ratio.
+ *   Diagnostics, for when a run falls short of the ideal: the fake counts LLM calls in flight (max and
+ *   time-weighted mean over the run) and the "turnaround" (an answer leaving → the request that took
+ *   its slot arriving: the service's own time per item); the service's CPU time per item (from
+ *   /proc); pg_stat_activity of the service's pool (what its busy connections wait on) and a commit
+ *   probe; the 1-minute load average (the machine is shared). The peak RSS of the service process
+ *   over each run is sampled (B5 quotes it).
  *
  * B6 (`--instances`): the same workload with 1, 2 and 3 service processes (ROLE=all) on one
  *   database, LLM_CONCURRENCY 16 (`--concurrency=4` to change it); one POST per job to instance 1.
@@ -565,6 +569,7 @@ await main(async () => {
         `N × \`node src/main.ts\` (ROLE=all) on one database, one POST per job to instance 1 · ${RUNS} run(s) per row, fresh database each, median (min–max)${QUICK ? ' · QUICK' : ''}\n`,
     );
     const rows: string[][] = [];
+    const fell: string[] = [];
     for (const job of ['extract', 'drops'] as const) {
       for (const concurrency of CONCURRENCIES) {
         const one = variants.find((v) => v.concurrency === concurrency && v.instances === 1)!;
@@ -589,18 +594,23 @@ await main(async () => {
             okText(ps),
           ]);
           curve.push(`${v.instances}: ${fmt(median(runRate), 1)}/s (${ratio(median(runRate), base)})`);
+          if (median(runRate) < 0.95 * base) fell.push(`${ps[0]!.job} with ${v.instances} instances`);
         }
         facts.push(`${phases(one, job)[0]!.job}, concurrency ${concurrency}, items/s by instances: ${curve.join(' → ')}.`);
       }
     }
     console.log(
       markdownTable(
-        ['job', 'LLM_CONCURRENCY', 'instances', 'items', 'items/s (job_logs)', 'items/s (POST → closed)', 'vs 1 instance', 'ratio vs ideal', ...diagnosticHeaders, 'LLM calls per instance, each run', 'peak RSS MiB per instance, each run', 'all items done'],
+        ['job', 'LLM_CONCURRENCY', 'instances', 'items', 'items/s (job_logs)', 'items/s (POST → closed)', 'vs 1 instance', 'ratio vs ideal', ...diagnosticHeaders.map((h) => h.replace('service CPU', 'service CPU (all instances)')), 'LLM calls per instance, each run', 'peak RSS MiB per instance, each run', 'all items done'],
         rows,
       ),
     );
     console.log('');
     for (const f of facts) console.log(`- ${f}`);
+    console.log(
+      `- Target "throughput must not fall as instances are added" (a fall = median below 0.95 × one instance's, the run-to-run noise here): ` +
+        (fell.length ? `MISSED for ${fell.join(', ')}.` : 'met.'),
+    );
     console.log(
       '- Both queues are `stately` (one run of a job at a time across all instances) and one run claims the whole batch, ' +
         'so one instance makes all the calls of a run (see the per-instance call counts) and the others only poll: ' +

@@ -82,7 +82,7 @@ const workOptions = {
   pollingIntervalSeconds: 2,
 } as const;
 
-type ChildReport = { firstHandlerAt: number; rssPeak: number };
+type ChildReport = { firstHandlerAt: number; rssPeak: number; cpuMs: number };
 
 if (process.argv[2] === '--child') {
   await child(process.argv[3] as Variant, process.argv[4]!);
@@ -92,7 +92,7 @@ if (process.argv[2] === '--child') {
 
 async function parent(): Promise<void> {
   const postgres = await startPostgres('throughput');
-  type Sample = { variant: Variant; instances: number; runsPerSecond: number; rssPeak: number; logs: number | null };
+  type Sample = { variant: Variant; instances: number; runsPerSecond: number; rssPeak: number; logs: number | null; cpuUsPerRun: number };
   const samples: Sample[] = [];
   let database = 0;
   for (let round = 1; round <= ROUNDS; round++) {
@@ -140,7 +140,7 @@ async function parent(): Promise<void> {
 }
 
 /** Inserts the jobs, starts `instances` worker processes, and times them until every job is completed. */
-async function measure(variant: Variant, instances: number, url: string): Promise<{ runsPerSecond: number; rssPeak: number; logs: number | null }> {
+async function measure(variant: Variant, instances: number, url: string): Promise<{ runsPerSecond: number; rssPeak: number; logs: number | null; cpuUsPerRun: number }> {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   onCleanup(() => pool.end().catch(() => {}));
   await runMigrations(pool);
@@ -154,6 +154,7 @@ async function measure(variant: Variant, instances: number, url: string): Promis
     await boss.insert(QUEUE, Array.from({ length: Math.min(1_000, JOBS - i) }, () => ({ data: { trigger: 'manual' } })));
   }
   await boss.stop({ graceful: false });
+  if (process.env.EXP_SQL) await pool.query(process.env.EXP_SQL);
 
   const children = Array.from({ length: instances }, () => startChild(variant, url));
   const reports = children.map((c) => c.report);
@@ -170,7 +171,9 @@ async function measure(variant: Variant, instances: number, url: string): Promis
   const logs =
     variant === 'raw' ? null : (await pool.query<{ n: number }>(`select count(*)::int as n from job_logs where job_name = $1 and status = 'COMPLETED'`, [QUEUE])).rows[0]!.n;
   await pool.end();
-  return { runsPerSecond: JOBS / ((doneAt - firstHandlerAt) / 1000), rssPeak: Math.max(...done.map((r) => r.rssPeak)), logs };
+  const cpuUsPerRun = (done.reduce((sum, r) => sum + r.cpuMs, 0) * 1000) / JOBS;
+  note(`  worker CPU ${cpuUsPerRun.toFixed(0)} µs per run (all processes, includes stopping)`);
+  return { runsPerSecond: JOBS / ((doneAt - firstHandlerAt) / 1000), rssPeak: Math.max(...done.map((r) => r.rssPeak)), logs, cpuUsPerRun };
 }
 
 function startChild(variant: Variant, url: string): { process: ChildProcess; report: Promise<ChildReport> } {
@@ -193,8 +196,12 @@ function startChild(variant: Variant, url: string): { process: ChildProcess; rep
 /** One worker process: starts its worker at once, notes its first handler call, stops on SIGTERM. */
 async function child(variant: Variant, url: string): Promise<void> {
   let firstHandlerAt = 0;
+  let cpuAtStart: NodeJS.CpuUsage | undefined;
   const started = () => {
-    if (!firstHandlerAt) firstHandlerAt = Date.now();
+    if (!firstHandlerAt) {
+      firstHandlerAt = Date.now();
+      cpuAtStart = process.cpuUsage();
+    }
   };
   let rssPeak = 0;
   const rssTimer = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())), 100);
@@ -231,7 +238,8 @@ async function child(variant: Variant, url: string): Promise<void> {
   process.once('SIGTERM', () => {
     void stop().finally(() => {
       clearInterval(rssTimer);
-      const report: ChildReport = { firstHandlerAt, rssPeak };
+      const cpu = process.cpuUsage(cpuAtStart);
+      const report: ChildReport = { firstHandlerAt, rssPeak, cpuMs: (cpu.user + cpu.system) / 1000 };
       process.stdout.write(`${JSON.stringify(report)}\n`);
       process.exit(0);
     });

@@ -3,7 +3,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { PgBoss } from 'pg-boss';
 import { createBoss, ensureQueues, wakeCronSenderOnNotify } from './boss/client.ts';
-import { reapLostRuns } from './boss/reaper.ts';
+import { createReaper } from './boss/reaper.ts';
 import { createRegistry, type Registry } from './boss/registry.ts';
 import { createRunner, type Runner } from './boss/runner.ts';
 import { reconcileSchedules, seedSchedules, type SchedulesDeps } from './boss/schedules.ts';
@@ -100,13 +100,14 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     for (const row of active) logger.info({ job: row.job_name, cron: row.cron_expression, tz: row.timezone }, `scheduling job ${row.job_name} with cron ${row.cron_expression} (${row.timezone})`);
 
     if (works) {
-      await reapLostRuns({ db: database.db, boss, logger });
+      const reaper = createReaper({ db: database.db, boss, logger });
+      await reaper.reap();
       await registerWorkers(boss, registry, runner);
       releasers.push(every(env.SCHEDULE_SYNC_SECONDS * 1000, logger, 'schedule sync', async () => {
         const { scheduled, unscheduled } = await reconcileSchedules(schedulesDeps);
         if (scheduled.length || unscheduled.length) logger.info({ scheduled, unscheduled }, 'job_schedule edited outside the API: pg-boss updated');
       }));
-      releasers.push(every(REAPER_INTERVAL_MS, logger, 'reaper', () => reapLostRuns({ db: database.db, boss, logger })));
+      releasers.push(every(REAPER_INTERVAL_MS, logger, 'reaper', () => reaper.reap()));
     }
 
     const app = createApp({

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { reapLostRuns } from '../src/boss/reaper.ts';
+import { createReaper } from '../src/boss/reaper.ts';
 import { createRegistry } from '../src/boss/registry.ts';
 import { extractBlueprintsJob } from '../src/handlers/extract-blueprints.ts';
 import { generateDropsJob } from '../src/handlers/generate-drops.ts';
@@ -26,7 +26,7 @@ describe('reaper: runs whose worker is gone', () => {
   afterAll(() => t?.stop());
 
   const q = (text: string, values?: unknown[]) => t.service.database.pool.query(text, values);
-  const reap = () => reapLostRuns({ db: t.service.database.db, boss: t.service.boss, logger });
+  const reap = () => createReaper({ db: t.service.database.db, boss: t.service.boss, logger }).reap();
 
   /** A STARTED log for `jobId` and an item PROCESSING under it, as a crashed run leaves them. */
   async function crashedRun(jobId: string, attempt = 1): Promise<{ logId: number; itemId: number }> {

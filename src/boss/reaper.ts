@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, gte, sql } from 'drizzle-orm';
 import type { PgBoss } from 'pg-boss';
 import type { Db } from '../db/client.ts';
 import { jobLogs } from '../db/schema.ts';
@@ -7,35 +7,61 @@ import type { Logger } from '../logger.ts';
 
 export type ReaperDeps = { db: Db; boss: PgBoss; logger: Logger };
 
+/** Rows may commit a little after their started_at; a pass looks back this far past the previous one. */
+const COMMIT_MARGIN_MS = 60_000;
+
+export type Reaper = { reap(): Promise<{ closed: number; released: number }> };
+
 /**
  * Closes runs whose worker is gone (process killed, machine lost) so no log stays STARTED forever,
  * then gives their claimed items back. A run is alive while pg-boss still holds its job active at
  * the same attempt; pg-boss's heartbeat and expiry decide when that stops.
+ *
+ * Open runs are searched from a watermark instead of through an index on status: no index covers
+ * a column the runner changes, so closing a run rewrites its row in place (a HOT update). The
+ * first pass reads the whole table; each later one starts at the oldest run still open, or a
+ * minute before the previous pass.
  */
-export async function reapLostRuns({ db, boss, logger }: ReaperDeps): Promise<{ closed: number; released: number }> {
-  const open = await db.select().from(jobLogs).where(eq(jobLogs.status, 'STARTED'));
-  let closed = 0;
-  for (const log of open) {
-    const jobId = typeof log.metadata.job_id === 'string' ? log.metadata.job_id : undefined;
-    const attempt = typeof log.metadata.attempt === 'number' ? log.metadata.attempt : undefined;
-    const [job] = jobId ? await boss.findJobs(log.job_name, { id: jobId }).catch(() => []) : [];
-    if (job && job.state === 'active' && job.retryCount + 1 === attempt) continue;
+export function createReaper({ db, boss, logger }: ReaperDeps): Reaper {
+  let scanFrom: Date | null = null;
 
-    const result = await db
-      .update(jobLogs)
-      .set({
-        status: 'FAILED',
-        ended_at: sql`now()`,
-        error_message: 'interrupted: worker lost',
-        metadata: sql`${jobLogs.metadata} || ${JSON.stringify({ reaped: true, pgboss_state: job?.state ?? 'gone' })}::jsonb`,
-      })
-      .where(and(eq(jobLogs.id, log.id), eq(jobLogs.status, 'STARTED')));
-    if (result.rowCount) {
-      closed += 1;
-      logger.warn({ job: log.job_name, logId: log.id, jobId }, `run ${log.id} of ${log.job_name} lost its worker: closed as FAILED`);
-    }
-  }
-  const released = await releaseOrphanedClaims(db);
-  if (released) logger.warn({ released }, `released ${released} claims left by lost runs`);
-  return { closed, released };
+  return {
+    async reap() {
+      const { rows } = await db.execute<{ now_ms: number }>(sql`select (extract(epoch from now()) * 1000)::float8 as now_ms`);
+      const passStartedAt = rows[0]!.now_ms;
+      const open = await db
+        .select()
+        .from(jobLogs)
+        .where(and(eq(jobLogs.status, 'STARTED'), scanFrom ? gte(jobLogs.started_at, scanFrom) : undefined));
+
+      let closed = 0;
+      let oldestAlive = passStartedAt - COMMIT_MARGIN_MS;
+      for (const log of open) {
+        const jobId = typeof log.metadata.job_id === 'string' ? log.metadata.job_id : undefined;
+        const attempt = typeof log.metadata.attempt === 'number' ? log.metadata.attempt : undefined;
+        const [job] = jobId ? await boss.findJobs(log.job_name, { id: jobId }).catch(() => []) : [];
+        if (job && job.state === 'active' && job.retryCount + 1 === attempt) {
+          oldestAlive = Math.min(oldestAlive, log.started_at.getTime());
+          continue;
+        }
+        const result = await db
+          .update(jobLogs)
+          .set({
+            status: 'FAILED',
+            ended_at: sql`now()`,
+            error_message: 'interrupted: worker lost',
+            metadata: sql`${jobLogs.metadata} || ${JSON.stringify({ reaped: true, pgboss_state: job?.state ?? 'gone' })}::jsonb`,
+          })
+          .where(and(eq(jobLogs.id, log.id), eq(jobLogs.status, 'STARTED')));
+        if (result.rowCount) {
+          closed += 1;
+          logger.warn({ job: log.job_name, logId: log.id, jobId }, `run ${log.id} of ${log.job_name} lost its worker: closed as FAILED`);
+        }
+      }
+      scanFrom = new Date(oldestAlive);
+      const released = await releaseOrphanedClaims(db);
+      if (released) logger.warn({ released }, `released ${released} claims left by lost runs`);
+      return { closed, released };
+    },
+  };
 }

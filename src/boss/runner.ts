@@ -69,8 +69,13 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
     const batch = (async () => {
       const logIds = await openLogs(def.name, runs);
       try {
-        const endings = await Promise.all(runs.map((run) => runOne(def, run, logIds.get(run.job.id)!)));
+        const batched = runs.length > 1;
+        const endings = await Promise.all(runs.map((run) => runOne(def, run, logIds.get(run.job.id)!, batched)));
         await closeLogs(endings);
+        if (batched) {
+          const failed = endings.filter((e) => e.status === 'FAILED').length;
+          logger.info({ job: def.name, runs: runs.length, failed }, `${runs.length} runs of ${def.name}: ${runs.length - failed} completed, ${failed} failed`);
+        }
         return [...skipped, ...endings.map((ending) => ending.result)];
       } finally {
         await recordRun(db, def.name, new Date()).catch((e) => logger.error({ err: e, job: def.name }, 'could not update job_schedule'));
@@ -91,30 +96,38 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
     return new Map(rows.map((row) => [row.job_id, row.id]));
   }
 
-  /** Runs one handler to its end; never throws: a failure is an Ending too. */
-  async function runOne(def: JobDefinition, { job, trigger, attempt }: Run, logId: number): Promise<Ending> {
+  /**
+   * Runs one handler to its end; never throws: a failure is an Ending too. A run in a batch logs
+   * its start and end at debug (the batch logs one line), so logs grow with batches, not runs.
+   */
+  async function runOne(def: JobDefinition, { job, trigger, attempt }: Run, logId: number, batched: boolean): Promise<Ending> {
     const startedAt = Date.now();
     const runLogger = logger.child({ job: def.name, jobId: job.id, logId, trigger, attempt });
-    runLogger.info(`starting job ${def.name}`);
+    const progress = batched ? 'debug' : 'info';
+    runLogger[progress](`starting job ${def.name}`);
 
-    // Our own deadline, a little inside pg-boss's expiry, so the log can say why the run ended.
+    // One signal for the handler: aborted by pg-boss (run failed elsewhere, shutdown) or by our own
+    // deadline, a little inside pg-boss's expiry, so the log can say why the run ended. A listener
+    // and a timer, both removed when the run ends (AbortSignal.any/timeout cost more and linger).
     const budgetMs = Math.max(1_000, job.expireInSeconds * 1_000 - 500);
-    // A timer cleared when the run ends (AbortSignal.timeout would live on until it fired).
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new RunTimeoutError(`timed out after ${job.expireInSeconds} s`)), budgetMs);
-    const timeout = deadline.signal;
-    const signal = AbortSignal.any([job.signal, timeout]);
+    const run = new AbortController();
+    const signal = run.signal;
+    const onJobAbort = () => run.abort(job.signal.reason);
+    if (job.signal.aborted) onJobAbort();
+    else job.signal.addEventListener('abort', onJobAbort, { once: true });
+    const timer = setTimeout(() => run.abort(new RunTimeoutError(`timed out after ${job.expireInSeconds} s`)), budgetMs);
     const sessions: LlmSession[] = [];
     const trackedLlm: Llm = { model: llm.model, session: () => { const s = llm.session(); sessions.push(s); return s; } };
     const metadataOf = (extra: object) => ({ ...extra, duration_ms: Date.now() - startedAt, llm: { model: llm.model, ...sumUsage(sessions) } });
 
+    // A completed job carries no output in pg-boss: its outcome is in job_logs.
     try {
       const outcome = await untilAborted(def.handler({ db, llm: trackedLlm, logger: runLogger, signal, logId, settings }), signal);
-      runLogger.info({ itemsProcessed: outcome.itemsProcessed, itemsFailed: outcome.itemsFailed }, `job ${def.name} finished: ${outcome.itemsProcessed} succeeded, ${outcome.itemsFailed} failed`);
-      return { logId, status: 'COMPLETED', outcome, error: null, metadata: metadataOf({ ...outcome.metadata }), result: { id: job.id, status: 'completed', output: outcome } };
+      runLogger[progress]({ itemsProcessed: outcome.itemsProcessed, itemsFailed: outcome.itemsFailed }, `job ${def.name} finished: ${outcome.itemsProcessed} succeeded, ${outcome.itemsFailed} failed`);
+      return { logId, status: 'COMPLETED', outcome, error: null, metadata: metadataOf({ ...outcome.metadata }), result: { id: job.id, status: 'completed' } };
     } catch (error) {
-      const reason = timeout.aborted
-        ? reasonOf(timeout.reason, 'timed out')
+      const reason = signal.reason instanceof RunTimeoutError
+        ? signal.reason.message
         : job.signal.aborted
           ? `interrupted: ${abortReason(job.signal.reason)}`
           : reasonOf(error, 'unknown error');
@@ -123,6 +136,7 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
       return { logId, status: 'FAILED', outcome: null, error: reason, metadata: metadataOf({ will_retry: willRetry }), result: { id: job.id, status: 'failed', output: { message: reason } } };
     } finally {
       clearTimeout(timer);
+      job.signal.removeEventListener('abort', onJobAbort);
     }
   }
 

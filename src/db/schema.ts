@@ -60,8 +60,6 @@ export const jobLogs = pgTable(
     // is what a plain `order by … desc` means; an index sorted otherwise is never used for it.
     index('job_logs_job_name_started_at_idx').on(t.job_name, t.started_at.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('job_logs_started_at_idx').on(t.started_at.desc().nullsFirst(), t.id.desc().nullsFirst()),
-    // The reaper looks for runs that are still open.
-    index('job_logs_started_idx').on(t.status).where(sql`status = 'STARTED'`),
     check('job_logs_status_check', sql`${t.status} in ('STARTED', 'COMPLETED', 'FAILED')`),
   ],
 );

@@ -1,7 +1,7 @@
 import { and, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { JobContext, JobDefinition, JobOutcome } from '../boss/job.ts';
-import { examBlueprints, harvestItems, type HarvestItemRow } from '../db/schema.ts';
+import { harvestItems, type HarvestItemRow } from '../db/schema.ts';
 import { LlmItemError, type LlmSession } from '../llm/openai.ts';
 import { claimPendingHarvestItems, releaseClaims } from './claims.ts';
 import { EXTRACT_SYSTEM_PROMPT, extractUserPrompt } from './extract-blueprints.prompt.ts';
@@ -69,26 +69,22 @@ async function extractOne(ctx: JobContext, llm: LlmSession, item: HarvestItemRow
     signal,
     logger: ctx.logger.child({ harvestId: item.id }),
   });
-  await ctx.db.transaction(async (tx) => {
-    // Only while this run still holds the claim; otherwise another run owns the item now.
-    const claimed = await tx
-      .update(harvestItems)
-      .set({ status: 'BLUEPRINT_DONE', error_message: null, claimed_by_log_id: null, updated_at: sql`now()` })
-      .where(and(eq(harvestItems.id, item.id), eq(harvestItems.claimed_by_log_id, ctx.logId)))
-      .returning({ id: harvestItems.id });
-    if (claimed.length === 0) throw new Error(`claim on harvest id=${item.id} was lost`);
-    await tx
-      .insert(examBlueprints)
-      .values({
-        harvest_item_id: item.id,
-        exam_name: blueprint.exam_name.trim(),
-        organization: blueprint.organization?.trim() || null,
-        topics: blueprint.topics,
-        raw_output: raw,
-        model: llm.model,
-      })
-      .onConflictDoNothing({ target: examBlueprints.harvest_item_id });
-  });
+  // One statement (one round trip, atomic): the item is marked done and its blueprint inserted only
+  // while this run still holds the claim; otherwise another run owns the item now.
+  const { rows } = await ctx.db.execute<{ claimed: number }>(sql`
+    with claimed as (
+      update harvest_items set status = 'BLUEPRINT_DONE', error_message = null, claimed_by_log_id = null, updated_at = now()
+      where id = ${item.id} and claimed_by_log_id = ${ctx.logId}
+      returning id
+    ), saved as (
+      insert into exam_blueprints (harvest_item_id, exam_name, organization, topics, raw_output, model)
+      select id, ${blueprint.exam_name.trim()}, ${blueprint.organization?.trim() || null},
+        ${JSON.stringify(blueprint.topics)}::jsonb, ${JSON.stringify(raw)}::jsonb, ${llm.model}
+      from claimed
+      on conflict (harvest_item_id) do nothing
+    )
+    select count(*)::int as claimed from claimed`);
+  if (rows[0]?.claimed !== 1) throw new Error(`claim on harvest id=${item.id} was lost`);
 }
 
 async function markItemError(ctx: JobContext, itemId: number, reason: string): Promise<void> {

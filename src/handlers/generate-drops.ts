@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { JobContext, JobDefinition, JobOutcome } from '../boss/job.ts';
-import { dropCache, drops, examBlueprints, type BlueprintTopic, type ExamBlueprintRow } from '../db/schema.ts';
+import { dropCache, examBlueprints, type BlueprintTopic, type ExamBlueprintRow } from '../db/schema.ts';
 import { LlmItemError, type LlmSession } from '../llm/openai.ts';
 import { claimBlueprintsWithoutDrops, releaseClaims } from './claims.ts';
 import { forEachBounded } from './for-each-bounded.ts';
@@ -108,18 +108,21 @@ async function topicDrops(ctx: JobContext, llm: LlmSession, blueprint: ExamBluep
   }
 
   const hit = Boolean(cachedPayload?.success);
-  await ctx.db.transaction(async (tx) => {
-    if (!hit) {
-      await tx
-        .insert(dropCache)
-        .values({ blueprint_id: blueprint.id, hash, payload })
-        .onConflictDoUpdate({ target: [dropCache.blueprint_id, dropCache.hash], set: { payload } });
-    }
-    await tx
-      .insert(drops)
-      .values(payload.drops.map((drop, i) => ({ blueprint_id: blueprint.id, topic_code: topic.code, title: drop.title.trim(), content: drop.content.trim(), position: i + 1 })))
-      .onConflictDoNothing({ target: [drops.blueprint_id, drops.topic_code, drops.position] });
-  });
+  // One statement (one round trip, atomic): the cache entry (unless it came from there) and the drops.
+  const rows = payload.drops.map((drop, i) => sql`(${blueprint.id}, ${topic.code}, ${drop.title.trim()}, ${drop.content.trim()}, ${i + 1})`);
+  const insertDrops = sql`
+    insert into drops (blueprint_id, topic_code, title, content, position) values ${sql.join(rows, sql`, `)}
+    on conflict (blueprint_id, topic_code, position) do nothing`;
+  await ctx.db.execute(
+    hit
+      ? insertDrops
+      : sql`
+        with cached as (
+          insert into drop_cache (blueprint_id, hash, payload) values (${blueprint.id}, ${hash}, ${JSON.stringify(payload)}::jsonb)
+          on conflict (blueprint_id, hash) do update set payload = excluded.payload
+        )
+        ${insertDrops}`,
+  );
   return hit;
 }
 

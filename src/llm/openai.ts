@@ -82,6 +82,20 @@ const isTransientStatus = (status: number) => status === 408 || status === 429 |
 
 const MAX_ASKS = 2;
 
+/**
+ * zodResponseFormat converts the zod schema to JSON Schema each time it is called (~0.3 ms of CPU
+ * per LLM call); the result depends only on the schema and the name, so it is made once for both.
+ */
+const responseFormats = new WeakMap<object, Map<string, unknown>>();
+function responseFormatOf<T>(schema: z.ZodType<T>, name: string) {
+  type Format = ReturnType<typeof zodResponseFormat<z.ZodType<T>>>;
+  let byName = responseFormats.get(schema);
+  if (!byName) responseFormats.set(schema, (byName = new Map()));
+  let format = byName.get(name) as Format | undefined;
+  if (!format) byName.set(name, (format = zodResponseFormat(schema, name)));
+  return format;
+}
+
 export function createLlm(config: LlmConfig): Llm {
   const retryAfterMaxMs = config.retryAfterMaxMs ?? 30_000;
   const backoffBaseMs = config.backoffBaseMs ?? 1_000;
@@ -116,7 +130,7 @@ export function createLlm(config: LlmConfig): Llm {
                 { role: 'system', content: system },
                 { role: 'user', content: user },
               ],
-              response_format: zodResponseFormat(schema, name),
+              response_format: responseFormatOf(schema, name),
             },
             { signal },
           );
