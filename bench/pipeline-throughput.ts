@@ -261,8 +261,8 @@ async function spawnService(env: Record<string, string>, key: string, timeoutMs 
 type DbWatch = {
   /** Mean number of the service's own pool connections (pool max 10 per instance) that are not idle. */
   busyMean: number;
-  /** What those connections were doing, most frequent first ("active: IO/WalSync 40 %"…). */
-  waits: string;
+  /** What those connections were doing: samples per state/wait event ("active: IO/WalSync"…). */
+  waits: Record<string, number>;
   /** Latency of a one-row INSERT + COMMIT probe on the same database, median and p90 ms. */
   commitMedianMs: number;
   commitP90Ms: number;
@@ -306,13 +306,7 @@ function watchDatabase(pool: pg.Pool, database: string): { stop(): Promise<DbWat
     async stop() {
       stopped = true;
       await Promise.all([activity, probe]);
-      const total = [...waits.values()].reduce((a, b) => a + b, 0);
-      const top = [...waits]
-        .sort((a, b) => b[1] - a[1])
-        .slice(0, 3)
-        .map(([k, n]) => `${k} ${Math.round((100 * n) / total)} %`)
-        .join(', ');
-      return { busyMean: samples ? busy / samples : Number.NaN, waits: top || '—', commitMedianMs: percentile(commits, 50), commitP90Ms: percentile(commits, 90) };
+      return { busyMean: samples ? busy / samples : Number.NaN, waits: Object.fromEntries(waits), commitMedianMs: percentile(commits, 50), commitP90Ms: percentile(commits, 90) };
     },
   };
 }
@@ -498,7 +492,7 @@ await main(async () => {
     `${med(ps, (p) => (p.serviceCpuS * 1000) / p.items)} / ${med(ps, (p) => (100 * p.serviceCpuS) / p.e2eS, 0)} %`,
     `${med(ps, (p) => (100 * p.benchCpuS) / p.e2eS, 0)} %`,
     `${med(ps, (p) => p.db.busyMean)} / ${med(ps, (p) => p.db.commitMedianMs)} / ${med(ps, (p) => p.db.commitP90Ms)}`,
-    ps.map((p) => p.db.waits).join('; '),
+    topWaits(ps),
     med(ps, (p) => p.loadAvg),
   ];
   const diagnosticHeaders = [
@@ -507,9 +501,22 @@ await main(async () => {
     'service CPU ms per item / % of a core',
     'bench process (fake LLM) CPU, % of a core',
     'service DB connections busy (mean) / commit probe ms median / p90',
-    'busy DB connections were (each run)',
+    'busy service DB connections were (all runs)',
     'load avg (1 min) at start',
   ];
+  /** The three most frequent states of the busy connections, over all runs of a row. */
+  const topWaits = (ps: PhaseResult[]) => {
+    const counts = new Map<string, number>();
+    for (const p of ps) for (const [k, n] of Object.entries(p.db.waits)) counts.set(k, (counts.get(k) ?? 0) + n);
+    const total = [...counts.values()].reduce((a, b) => a + b, 0);
+    return (
+      [...counts]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 3)
+        .map(([k, n]) => `${k} ${Math.round((100 * n) / total)} %`)
+        .join(', ') || '—'
+    );
+  };
   const allPhases = variants.flatMap((v) => [...phases(v, 'extract'), ...phases(v, 'drops')]);
   const footnotes = [
     `POST → job_logs started_at: median ${med(allPhases, (p) => p.pickupS * 1000, 0)} ms; the "POST → closed" rate also counts it and the ≤ ${POLL_MS} ms poll.`,
@@ -555,6 +562,11 @@ await main(async () => {
         ['job', 'LLM_CONCURRENCY', 'items', 'run s (job_logs)', 'items/s (job_logs)', 'items/s (POST → closed)', 'ideal items/s', 'ratio vs ideal (job_logs)', 'ratio vs ideal (POST → closed)', ...diagnosticHeaders, 'all items done'],
         rows,
       ),
+    );
+    const tails = variants.map((v) => `${fmt(ITEMS / (v.concurrency * Math.ceil(ITEMS / v.concurrency)), 2)} at concurrency ${v.concurrency}`).join(', ');
+    facts.push(
+      `Best ratio possible for extract-blueprints' ${ITEMS} items when calls go out in whole waves (${ITEMS} / (C × ⌈${ITEMS} / C⌉)): ${tails}; ` +
+        'the rest of the gap is the turnaround.',
     );
     const peak = variants.map((v) => `${v.concurrency}: ${mib(max(v.runs.map((r) => r.peakRss[0]!)))} MiB`).join(', ');
     console.log('');

@@ -77,5 +77,14 @@ describe('runs fetched in batches', () => {
     expect(maxActive).toBeGreaterThan(1);
     const schedule = (await (await t.http(`/api/jobs/schedules/${JOB}`)).json()) as Json;
     expect(schedule.last_run_at).not.toBeNull();
+
+    // Logs grow with batches, not runs: one info line per batch, the failure on a line of its own.
+    const batchLines = t.logs.filter((l) => l.level === 30 && /^\d+ runs of batch-probe: \d+ completed, \d+ failed$/.test(String(l.msg)));
+    expect(batchLines.length).toBeGreaterThan(0);
+    // A fetch that found a single run logs it the way a one-at-a-time job does.
+    const singleRuns = t.logs.filter((l) => l.level === 30 && String(l.msg).startsWith('starting job batch-probe')).length;
+    expect(batchLines.reduce((sum, l) => sum + Number(l.runs), 0) + singleRuns).toBe(RUNS + 1);
+    expect(singleRuns).toBeLessThan(RUNS / 2);
+    expect(t.logs.find((l) => l.level === 50 && l.msg === 'job batch-probe failed: probe failure on call 5')).toMatchObject({ logId: failed[0].id });
   });
 });

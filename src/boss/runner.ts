@@ -5,7 +5,7 @@ import type { Db } from '../db/client.ts';
 import { jobLogs } from '../db/schema.ts';
 import type { Llm, LlmSession, LlmUsage } from '../llm/openai.ts';
 import type { Logger } from '../logger.ts';
-import { TRIGGERS, type JobDefinition, type JobOutcome, type JobSettings, type Trigger } from './job.ts';
+import { TRIGGERS, type JobContext, type JobDefinition, type JobOutcome, type JobSettings, type Trigger } from './job.ts';
 import { previousOccurrence } from './cron.ts';
 import { recordRun } from './schedules.ts';
 
@@ -102,9 +102,12 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
    */
   async function runOne(def: JobDefinition, { job, trigger, attempt }: Run, logId: number, batched: boolean): Promise<Ending> {
     const startedAt = Date.now();
-    const runLogger = logger.child({ job: def.name, jobId: job.id, logId, trigger, attempt });
+    // Made on first use: a child logger costs more than a short run does.
+    let runLogger: Logger | undefined;
+    const log = () => (runLogger ??= logger.child({ job: def.name, jobId: job.id, logId, trigger, attempt }));
     const progress = batched ? 'debug' : 'info';
-    runLogger[progress](`starting job ${def.name}`);
+    const logsProgress = logger.isLevelEnabled(progress);
+    if (logsProgress) log()[progress](`starting job ${def.name}`);
 
     // One signal for the handler: aborted by pg-boss (run failed elsewhere, shutdown) or by our own
     // deadline, a little inside pg-boss's expiry, so the log can say why the run ended. A listener
@@ -122,8 +125,9 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
 
     // A completed job carries no output in pg-boss: its outcome is in job_logs.
     try {
-      const outcome = await untilAborted(def.handler({ db, llm: trackedLlm, logger: runLogger, signal, logId, settings }), signal);
-      runLogger[progress]({ itemsProcessed: outcome.itemsProcessed, itemsFailed: outcome.itemsFailed }, `job ${def.name} finished: ${outcome.itemsProcessed} succeeded, ${outcome.itemsFailed} failed`);
+      const context: JobContext = { db, llm: trackedLlm, get logger() { return log(); }, signal, logId, settings };
+      const outcome = await untilAborted(def.handler(context), signal);
+      if (logsProgress) log()[progress]({ itemsProcessed: outcome.itemsProcessed, itemsFailed: outcome.itemsFailed }, `job ${def.name} finished: ${outcome.itemsProcessed} succeeded, ${outcome.itemsFailed} failed`);
       return { logId, status: 'COMPLETED', outcome, error: null, metadata: metadataOf({ ...outcome.metadata }), result: { id: job.id, status: 'completed' } };
     } catch (error) {
       const reason = signal.reason instanceof RunTimeoutError
@@ -132,7 +136,7 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
           ? `interrupted: ${abortReason(job.signal.reason)}`
           : reasonOf(error, 'unknown error');
       const willRetry = attempt <= job.retryLimit;
-      runLogger.error({ reason, willRetry }, `job ${def.name} failed: ${reason}`);
+      log().error({ reason, willRetry }, `job ${def.name} failed: ${reason}`);
       return { logId, status: 'FAILED', outcome: null, error: reason, metadata: metadataOf({ will_retry: willRetry }), result: { id: job.id, status: 'failed', output: { message: reason } } };
     } finally {
       clearTimeout(timer);
