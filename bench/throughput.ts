@@ -11,11 +11,18 @@
  * Every variant uses the same worker settings (batchSize, localConcurrency, burstWhenBatchFull, a
  * notify queue with policy `standard`) on a fresh database migrated with our schema. The jobs are
  * inserted first; then 1, 2 or 3 worker processes start, and the clock runs from the first handler
- * call in any of them until pg-boss reports every job completed. Each variant and instance count is
- * measured ROUNDS times, alternating variants; the figure is the median.
+ * call in any of them until pg-boss reports every job completed. Worker CPU per run is the workers'
+ * own process.cpuUsage() over that time (PostgreSQL's is not in it).
+ *
+ * First a sweep of worker settings with one instance; the settings that suit (b) best are then
+ * used for 1, 2 and 3 instances (B6). Each point is measured ROUNDS times, alternating variants;
+ * the figure is the median.
  *
  *   cd /work/main && npm exec -- node bench/throughput.ts [--quick]
- *   BENCH_BATCH_SIZE=100 BENCH_CONCURRENCY=2 BENCH_INSTANCES=1,2,3 to change the settings.
+ *   BENCH_SETTINGS=100x2,500x2 (batchSize x localConcurrency), BENCH_INSTANCES=1,2,3, BENCH_JOBS,
+ *   BENCH_ROUNDS, BENCH_VARIANTS=tx,ours to change what is measured; for diagnosis,
+ *   BENCH_LOG_LEVEL=silent (our service's log level, default info) and BENCH_CPU_PROF=<dir>
+ *   (a V8 CPU profile per worker process).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -47,10 +54,14 @@ import {
 } from './lib.ts';
 
 const QUEUE = 'bench-throughput';
-const JOBS = Number(process.env.BENCH_JOBS ?? sized(2_000, 20_000));
+const JOBS = Number(process.env.BENCH_JOBS ?? sized(5_000, 20_000));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? sized(1, 3));
-const BATCH_SIZE = Number(process.env.BENCH_BATCH_SIZE ?? 100);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 2);
+type Settings = { batchSize: number; localConcurrency: number };
+const SETTINGS: Settings[] = (process.env.BENCH_SETTINGS ?? sized('100x2,500x2', '100x2,100x4,500x2,500x4'))
+  .split(',')
+  .map((s) => s.split('x').map(Number))
+  .map(([batchSize, localConcurrency]) => ({ batchSize: batchSize!, localConcurrency: localConcurrency! }));
+const label = (s: Settings) => `${s.batchSize} × ${s.localConcurrency}`;
 const INSTANCES = (process.env.BENCH_INSTANCES ?? sized('1,2', '1,2,3')).split(',').map(Number);
 
 const ALL_VARIANTS = ['raw', 'tx', 'ours'] as const;
@@ -64,99 +75,106 @@ const LABELS: Record<Variant, string> = {
 };
 
 /** The job under test, as our registry sees it; (a) and (b) use the same queue options. */
-const noopJob: JobDefinition = {
+const noopJob = ({ batchSize, localConcurrency }: Settings): JobDefinition => ({
   name: QUEUE,
   description: 'benchmark no-op',
   defaultCron: NEVER_CRON,
   queue: { policy: 'standard' },
-  worker: { batchSize: BATCH_SIZE, localConcurrency: CONCURRENCY },
+  worker: { batchSize, localConcurrency },
   handler: async () => NOOP_OUTCOME,
-};
+});
 
-/** Worker options shared by (a) and (b): what src/boss/workers.ts gives our job. */
-const workOptions = {
-  includeMetadata: true,
-  batchSize: BATCH_SIZE,
-  localConcurrency: CONCURRENCY,
-  burstWhenBatchFull: true,
-  pollingIntervalSeconds: 2,
-} as const;
+/** Worker options for (a) and (b): what src/boss/workers.ts gives our job. */
+const workOptions = ({ batchSize, localConcurrency }: Settings) =>
+  ({ includeMetadata: true, batchSize, localConcurrency, burstWhenBatchFull: true, pollingIntervalSeconds: 2 }) as const;
 
 type ChildReport = { firstHandlerAt: number; rssPeak: number; cpuMs: number };
 
 if (process.argv[2] === '--child') {
-  await child(process.argv[3] as Variant, process.argv[4]!);
+  await child(process.argv[3] as Variant, process.argv[4]!, JSON.parse(process.argv[5]!) as Settings);
 } else {
   await main(parent);
 }
 
+type Sample = { variant: Variant; settings: Settings; instances: number; runsPerSecond: number; rssPeak: number; logs: number | null; cpuUsPerRun: number };
+
 async function parent(): Promise<void> {
   const postgres = await startPostgres('throughput');
-  type Sample = { variant: Variant; instances: number; runsPerSecond: number; rssPeak: number; logs: number | null; cpuUsPerRun: number };
   const samples: Sample[] = [];
   let database = 0;
-  for (let round = 1; round <= ROUNDS; round++) {
-    for (const instances of INSTANCES) {
+  const measureRounds = async (settings: Settings, instances: number) => {
+    for (let round = 1; round <= ROUNDS; round++) {
       for (const variant of VARIANTS) {
         const url = await postgres.createDatabase(`bench_tp_${++database}`);
-        note(`round ${round}/${ROUNDS}: ${variant}, ${instances} instance(s), ${JOBS} jobs`);
-        samples.push({ variant, instances, ...(await measure(variant, instances, url)) });
+        note(`${label(settings)}, ${instances} instance(s), round ${round}/${ROUNDS}: ${variant}, ${JOBS} jobs`);
+        samples.push({ variant, settings, instances, ...(await measure(variant, instances, url, settings)) });
         note(`  → ${fmt(samples.at(-1)!.runsPerSecond, 0)} runs/s`);
       }
     }
-  }
+  };
+  const pick = (variant: Variant, settings: Settings, instances: number) =>
+    samples.filter((s) => s.variant === variant && s.settings === settings && s.instances === instances);
+  const rate = (variant: Variant, settings: Settings, instances: number) => median(pick(variant, settings, instances).map((s) => s.runsPerSecond));
+  const cpu = (variant: Variant, settings: Settings, instances: number) => median(pick(variant, settings, instances).map((s) => s.cpuUsPerRun));
 
-  const pick = (variant: Variant, instances: number) => samples.filter((s) => s.variant === variant && s.instances === instances);
-  const rate = (variant: Variant, instances: number) => median(pick(variant, instances).map((s) => s.runsPerSecond));
+  for (const settings of SETTINGS) await measureRounds(settings, 1);
+  const reference: Variant = VARIANTS.includes('tx') ? 'tx' : VARIANTS[0]!;
+  const best = SETTINGS.reduce((a, b) => (rate(reference, b, 1) > rate(reference, a, 1) ? b : a));
+  for (const instances of INSTANCES.filter((n) => n !== 1)) await measureRounds(best, instances);
 
-  console.log('### B1. Run throughput: no-op runs completed per second (B6: 1–3 instances)\n');
+  const row = (settings: Settings, instances: number, variant: Variant, first: string) => {
+    const runs = pick(variant, settings, instances);
+    return [
+      first,
+      LABELS[variant],
+      fmt(rate(variant, settings, instances), 0),
+      runs.map((s) => s.runsPerSecond.toFixed(0)).join(', '),
+      ratio(rate(variant, settings, instances), rate('raw', settings, instances)),
+      ratio(rate(variant, settings, instances), rate('tx', settings, instances)),
+      fmt(cpu(variant, settings, instances), 0),
+      mib(median(runs.map((s) => s.rssPeak))),
+    ];
+  };
+  const headers = (first: string) => [first, 'variant', 'runs/s (median)', 'runs/s per round', 'vs (a)', 'vs (b)', 'worker CPU µs/run', 'peak RSS MiB per process'];
+
+  console.log('### B1. Run throughput: no-op runs completed per second (and B6: 1–3 instances)\n');
   console.log(
-    `${machineLine()} · ${JOBS} jobs per measurement, inserted before the workers start · batchSize ${BATCH_SIZE}, localConcurrency ${CONCURRENCY}, burstWhenBatchFull, queue policy standard + notify · median of ${ROUNDS} round(s), variants alternating, fresh database each\n`,
+    `${machineLine()} · ${JOBS} jobs per measurement, inserted before the workers start · burstWhenBatchFull, queue policy standard + notify · median of ${ROUNDS} round(s), variants alternating, fresh database each\n`,
   );
-  const rows = INSTANCES.flatMap((instances) =>
-    VARIANTS.map((variant) => {
-      const runs = pick(variant, instances);
-      return [
-        String(instances),
-        LABELS[variant],
-        fmt(rate(variant, instances), 0),
-        runs.map((s) => s.runsPerSecond.toFixed(0)).join(', '),
-        variant === 'raw' ? '×1.00' : ratio(rate(variant, instances), rate('raw', instances)),
-        variant === 'ours' ? ratio(rate('ours', instances), rate('tx', instances)) : variant === 'tx' ? '×1.00' : '',
-        ratio(rate(variant, instances), rate(variant, INSTANCES[0]!)),
-        mib(median(runs.map((s) => s.rssPeak))),
-      ];
-    }),
-  );
-  console.log(
-    markdownTable(['instances', 'variant', 'runs/s (median)', 'runs/s per round', 'vs (a)', 'vs (b)', `vs ${INSTANCES[0]} instance(s)`, 'peak RSS MiB per process'], rows),
-  );
+  console.log('Worker settings (batchSize × localConcurrency), one instance:\n');
+  console.log(markdownTable(headers('settings'), SETTINGS.flatMap((settings) => VARIANTS.map((variant) => row(settings, 1, variant, label(settings))))));
+  console.log(`\nWith the settings that suit (b) best (${label(best)}), 1–${Math.max(...INSTANCES)} instances on one PostgreSQL (B6):\n`);
+  console.log(markdownTable(headers('instances'), INSTANCES.flatMap((n) => VARIANTS.map((variant) => row(best, n, variant, String(n))))));
   const oursLogs = samples.filter((s) => s.variant === 'ours').map((s) => s.logs);
   console.log(`\n- job_logs COMPLETED rows after each run of (c): ${[...new Set(oursLogs)].join(', ')} (expected ${JOBS}).`);
-  for (const instances of INSTANCES) {
-    const r = rate('ours', instances) / rate('tx', instances);
-    console.log(`- ${instances} instance(s): (c)/(b) = ${r.toFixed(2)} (target ≥ 0.80: ${r >= 0.8 ? 'met' : 'missed'}); (c)/(a) = ${(rate('ours', instances) / rate('raw', instances)).toFixed(2)}.`);
+  if (!VARIANTS.includes('ours') || !VARIANTS.includes('tx')) return;
+  for (const settings of SETTINGS) {
+    const r = rate('ours', settings, 1) / rate('tx', settings, 1);
+    console.log(`- ${label(settings)}, 1 instance: (c)/(b) = ${r.toFixed(3)} (target ≥ 0.80: ${r >= 0.8 ? 'met' : 'missed'})${VARIANTS.includes('raw') ? `; (c)/(a) = ${(rate('ours', settings, 1) / rate('raw', settings, 1)).toFixed(2)}` : ''}.`);
+  }
+  for (const n of INSTANCES.filter((i) => i !== 1)) {
+    const r = rate('ours', best, n) / rate('tx', best, n);
+    console.log(`- ${label(best)}, ${n} instances: (c)/(b) = ${r.toFixed(3)} (target ≥ 0.80: ${r >= 0.8 ? 'met' : 'missed'}); (c) vs 1 instance ${ratio(rate('ours', best, n), rate('ours', best, 1))}, (b) ${ratio(rate('tx', best, n), rate('tx', best, 1))}.`);
   }
 }
 
 /** Inserts the jobs, starts `instances` worker processes, and times them until every job is completed. */
-async function measure(variant: Variant, instances: number, url: string): Promise<{ runsPerSecond: number; rssPeak: number; logs: number | null; cpuUsPerRun: number }> {
+async function measure(variant: Variant, instances: number, url: string, settings: Settings): Promise<Omit<Sample, 'variant' | 'settings' | 'instances'>> {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   onCleanup(() => pool.end().catch(() => {}));
   await runMigrations(pool);
   // The queue as ours creates it (its dead-letter queue included), for every variant.
   const boss = createBoss({ url, logger: quietLogger(), schedule: false, cronWorkerIntervalSeconds: 1, cronMonitorIntervalSeconds: 1, useListenNotify: false });
   await boss.start();
-  const registry = createRegistry([noopJob]);
+  const registry = createRegistry([noopJob(settings)]);
   await ensureQueues(boss, registry);
   await pool.query(`insert into job_schedule (job_name, cron_expression, is_active, timezone) values ($1, $2, false, 'UTC') on conflict do nothing`, [QUEUE, NEVER_CRON]);
   for (let i = 0; i < JOBS; i += 1_000) {
     await boss.insert(QUEUE, Array.from({ length: Math.min(1_000, JOBS - i) }, () => ({ data: { trigger: 'manual' } })));
   }
   await boss.stop({ graceful: false });
-  if (process.env.EXP_SQL) await pool.query(process.env.EXP_SQL);
 
-  const children = Array.from({ length: instances }, () => startChild(variant, url));
+  const children = Array.from({ length: instances }, () => startChild(variant, url, settings));
   const reports = children.map((c) => c.report);
   const completed = async () => (await pool.query<{ n: number }>(`select count(*)::int as n from pgboss.job where name = $1 and state = 'completed'`, [QUEUE])).rows[0]!.n;
   const deadline = Date.now() + 600_000;
@@ -167,7 +185,8 @@ async function measure(variant: Variant, instances: number, url: string): Promis
   const doneAt = Date.now();
   for (const c of children) c.process.kill('SIGTERM');
   const done = await Promise.all(reports);
-  const firstHandlerAt = Math.min(...done.map((r) => r.firstHandlerAt));
+  // A process that never got a batch reports 0.
+  const firstHandlerAt = Math.min(...done.map((r) => r.firstHandlerAt).filter((t) => t > 0));
   const logs =
     variant === 'raw' ? null : (await pool.query<{ n: number }>(`select count(*)::int as n from job_logs where job_name = $1 and status = 'COMPLETED'`, [QUEUE])).rows[0]!.n;
   await pool.end();
@@ -176,8 +195,8 @@ async function measure(variant: Variant, instances: number, url: string): Promis
   return { runsPerSecond: JOBS / ((doneAt - firstHandlerAt) / 1000), rssPeak: Math.max(...done.map((r) => r.rssPeak)), logs, cpuUsPerRun };
 }
 
-function startChild(variant: Variant, url: string): { process: ChildProcess; report: Promise<ChildReport> } {
-  const proc = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), fileURLToPath(import.meta.url), '--child', variant, url], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+function startChild(variant: Variant, url: string, settings: Settings): { process: ChildProcess; report: Promise<ChildReport> } {
+  const proc = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), fileURLToPath(import.meta.url), '--child', variant, url, JSON.stringify(settings)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   onCleanup(() => {
     if (proc.exitCode === null) proc.kill('SIGKILL');
   });
@@ -194,7 +213,7 @@ function startChild(variant: Variant, url: string): { process: ChildProcess; rep
 }
 
 /** One worker process: starts its worker at once, notes its first handler call, stops on SIGTERM. */
-async function child(variant: Variant, url: string): Promise<void> {
+async function child(variant: Variant, url: string, settings: Settings): Promise<void> {
   let firstHandlerAt = 0;
   let cpuAtStart: NodeJS.CpuUsage | undefined;
   const started = () => {
@@ -209,7 +228,7 @@ async function child(variant: Variant, url: string): Promise<void> {
 
   if (variant === 'ours') {
     const env = parseEnv({ DATABASE_URL: url, PORT: '0', SCHEDULER_TIMEZONE: 'UTC', LOG_LEVEL: 'info' });
-    const job: JobDefinition = { ...noopJob, handler: async () => (started(), NOOP_OUTCOME) };
+    const job: JobDefinition = { ...noopJob(settings), handler: async () => (started(), NOOP_OUTCOME) };
     const service = await startService(env, quietLogger(process.env.BENCH_LOG_LEVEL ?? 'info'), createRegistry([job]));
     stop = service.stop;
   } else {
@@ -218,11 +237,11 @@ async function child(variant: Variant, url: string): Promise<void> {
     boss.on('error', (error) => note(`pg-boss error: ${error.message}`));
     await boss.start();
     if (variant === 'raw') {
-      await boss.work(QUEUE, workOptions, async () => {
+      await boss.work(QUEUE, workOptions(settings), async () => {
         started();
       });
     } else {
-      await boss.work(QUEUE, { ...workOptions, transactional: true }, async (jobs: JobWithMetadata<unknown>[], tx) => {
+      await boss.work(QUEUE, { ...workOptions(settings), transactional: true }, async (jobs: JobWithMetadata<unknown>[], tx) => {
         started();
         await tx.executeSql(
           `insert into job_logs (job_name, status, ended_at, metadata)
