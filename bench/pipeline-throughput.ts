@@ -626,7 +626,9 @@ await main(async () => {
     console.log(
       '- Both queues are `stately` (one run of a job at a time across all instances) and one run claims the whole batch, ' +
         'so one instance makes all the calls of a run (see the per-instance call counts) and the others only poll: ' +
-        'extra instances cannot add throughput to one job, they can only cost some (polling, CPU shared on one machine).',
+        'extra instances cannot add throughput to one job, they can only cost some (polling, CPU shared on one machine). ' +
+        "A job's ceiling is LLM_CONCURRENCY / latency whatever the number of instances; more instances add availability, " +
+        'and let the two jobs run at the same time on different instances.',
     );
     for (const f of footnotes) console.log(`- ${f}`);
   }

@@ -13,13 +13,14 @@ import { performance } from 'node:perf_hooks';
 import { machineLine, QUICK, ROOT } from './lib.ts';
 
 /** In the order they run: start-up first, on a machine nothing else has warmed. */
-const FIGURES: Record<string, string> = {
-  b5: 'bench/startup.ts',
-  b1: 'bench/throughput.ts',
-  b2: 'bench/api-latency.ts',
-  b3: 'bench/cron-latency.ts',
-  b4: 'bench/pipeline-throughput.ts',
-  b7: 'bench/manual-run-latency.ts',
+const FIGURES: Record<string, string[]> = {
+  b5: ['bench/startup.ts'],
+  b1: ['bench/throughput.ts'], // with B6 for runs (1–3 instances)
+  b2: ['bench/api-latency.ts'],
+  b3: ['bench/cron-latency.ts'],
+  b4: ['bench/pipeline-throughput.ts'],
+  b6: ['bench/pipeline-throughput.ts', '--instances'], // B6 for the AI pipeline
+  b7: ['bench/manual-run-latency.ts'],
 };
 
 const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
@@ -33,10 +34,11 @@ const mode = QUICK ? 'quick' : 'full';
 
 const sections: string[] = [];
 const failures: string[] = [];
-for (const [name, script] of chosen) {
+for (const [name, args] of chosen) {
   const t0 = performance.now();
+  const script = args.join(' ');
   process.stderr.write(`\n=== ${name}: ${script} (${mode}) ===\n`);
-  const { code, stdout } = await runScript(script);
+  const { code, stdout } = await runScript(args);
   const seconds = ((performance.now() - t0) / 1000).toFixed(0);
   if (code !== 0) failures.push(`${name} (${script}) exited ${code}`);
   sections.push(`${stdout.trim() || `### ${name}: no output`}\n\n_\`npm exec -- node ${script}${QUICK ? ' --quick' : ''}\` · exit ${code} · ${seconds} s_`);
@@ -54,9 +56,9 @@ if (failures.length) {
   process.exit(1);
 }
 
-function runScript(script: string): Promise<{ code: number | null; stdout: string }> {
+function runScript(args: string[]): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [script, ...(QUICK ? ['--quick'] : [])], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...args, ...(QUICK ? ['--quick'] : [])], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let stdout = '';
     child.stdout.on('data', (chunk) => {
       stdout += chunk;
