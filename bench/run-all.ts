@@ -1,6 +1,7 @@
 /**
  * Runs every benchmark, one after another (they would disturb each other side by side), and writes
- * their markdown sections to bench/results/<mode>.md with the commit and the command.
+ * their markdown sections to bench/results/<mode>.md (or <mode>-b1-b3.md for some) with the commit
+ * and the command.
  *
  *   npm run bench                 full mode: the figures quoted in BENCHMARKS.md (~25 min)
  *   npm run bench -- --quick      CI-sized runs that check every script still works (~8 min)
@@ -47,7 +48,8 @@ for (const [name, args] of chosen) {
 const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
 const dirty = execFileSync('git', ['status', '--porcelain'], { cwd: ROOT, encoding: 'utf8' }).trim() ? ' (with uncommitted changes)' : '';
 const header = `# Benchmark results (${mode} mode)\n\n${machineLine()} · commit ${commit}${dirty} · \`npm run bench${QUICK ? ' -- --quick' : ''}${asked.length ? ` ${asked.join(' ')}` : ''}\`\n`;
-const file = join(ROOT, 'bench', 'results', `${mode}.md`);
+// A subset gets a file of its own, so it never overwrites a whole run's results.
+const file = join(ROOT, 'bench', 'results', `${mode}${asked.length ? `-${asked.join('-')}` : ''}.md`);
 await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
 await writeFile(file, `${header}\n${sections.join('\n\n')}\n`);
 process.stderr.write(`\nwrote ${file}\n`);

@@ -224,43 +224,49 @@ async function child(variant: Variant, url: string, settings: Settings): Promise
   };
   let rssPeak = 0;
   const rssTimer = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())), 100);
-  let stop: () => Promise<void>;
-
-  if (variant === 'ours') {
-    const env = parseEnv({ DATABASE_URL: url, PORT: '0', SCHEDULER_TIMEZONE: 'UTC', LOG_LEVEL: 'info' });
-    const job: JobDefinition = { ...noopJob(settings), handler: async () => (started(), NOOP_OUTCOME) };
-    const service = await startService(env, quietLogger(process.env.BENCH_LOG_LEVEL ?? 'info'), createRegistry([job]));
-    stop = service.stop;
-  } else {
-    // pg-boss as src/boss/client.ts configures it (LISTEN/NOTIFY on), without cron.
-    const boss = new PgBoss({ connectionString: url, max: 10, schedule: false, useListenNotify: true, superviseIntervalSeconds: 10, monitorIntervalSeconds: 10 });
-    boss.on('error', (error) => note(`pg-boss error: ${error.message}`));
-    await boss.start();
-    if (variant === 'raw') {
-      await boss.work(QUEUE, workOptions(settings), async () => {
-        started();
-      });
-    } else {
-      await boss.work(QUEUE, { ...workOptions(settings), transactional: true }, async (jobs: JobWithMetadata<unknown>[], tx) => {
-        started();
-        await tx.executeSql(
-          `insert into job_logs (job_name, status, ended_at, metadata)
-           select $1, 'COMPLETED', now(), jsonb_build_object('job_id', id, 'trigger', 'manual', 'attempt', 1) from unnest($2::text[]) as id`,
-          [QUEUE, jobs.map((j) => j.id)],
-        );
-        await tx.executeSql(`update job_schedule set last_run_at = now() where job_name = $1`, [QUEUE]);
-      });
-    }
-    stop = () => boss.stop({ graceful: true, timeout: 5_000 });
-  }
-
+  let stop = async () => {};
+  // Installed first: a process still starting when the others have finished every job must still
+  // stop cleanly and report (it then reports no handler call).
   process.once('SIGTERM', () => {
-    void stop().finally(() => {
-      clearInterval(rssTimer);
-      const cpu = process.cpuUsage(cpuAtStart);
-      const report: ChildReport = { firstHandlerAt, rssPeak, cpuMs: (cpu.user + cpu.system) / 1000 };
-      process.stdout.write(`${JSON.stringify(report)}\n`);
-      process.exit(0);
-    });
+    void ready
+      .catch((error) => note(`${variant} worker failed to start: ${String(error)}`))
+      .then(() => stop())
+      .finally(() => {
+        clearInterval(rssTimer);
+        const cpu = process.cpuUsage(cpuAtStart);
+        const report: ChildReport = { firstHandlerAt, rssPeak, cpuMs: firstHandlerAt ? (cpu.user + cpu.system) / 1000 : 0 };
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+        process.exit(0);
+      });
   });
+
+  const ready = (async () => {
+    if (variant === 'ours') {
+      const env = parseEnv({ DATABASE_URL: url, PORT: '0', SCHEDULER_TIMEZONE: 'UTC', LOG_LEVEL: 'info' });
+      const job: JobDefinition = { ...noopJob(settings), handler: async () => (started(), NOOP_OUTCOME) };
+      const service = await startService(env, quietLogger(process.env.BENCH_LOG_LEVEL ?? 'info'), createRegistry([job]));
+      stop = service.stop;
+    } else {
+      // pg-boss as src/boss/client.ts configures it (LISTEN/NOTIFY on), without cron.
+      const boss = new PgBoss({ connectionString: url, max: 10, schedule: false, useListenNotify: true, superviseIntervalSeconds: 10, monitorIntervalSeconds: 10 });
+      boss.on('error', (error) => note(`pg-boss error: ${error.message}`));
+      await boss.start();
+      if (variant === 'raw') {
+        await boss.work(QUEUE, workOptions(settings), async () => {
+          started();
+        });
+      } else {
+        await boss.work(QUEUE, { ...workOptions(settings), transactional: true }, async (jobs: JobWithMetadata<unknown>[], tx) => {
+          started();
+          await tx.executeSql(
+            `insert into job_logs (job_name, status, ended_at, metadata)
+             select $1, 'COMPLETED', now(), jsonb_build_object('job_id', id, 'trigger', 'manual', 'attempt', 1) from unnest($2::text[]) as id`,
+            [QUEUE, jobs.map((j) => j.id)],
+          );
+          await tx.executeSql(`update job_schedule set last_run_at = now() where job_name = $1`, [QUEUE]);
+        });
+      }
+      stop = () => boss.stop({ graceful: true, timeout: 5_000 });
+    }
+  })();
 }

@@ -2,7 +2,6 @@ import { sql } from 'drizzle-orm';
 import type { JobResult, JobWithMetadata } from 'pg-boss';
 import { z } from 'zod';
 import type { Db } from '../db/client.ts';
-import { jobLogs } from '../db/schema.ts';
 import type { Llm, LlmSession, LlmUsage } from '../llm/openai.ts';
 import type { Logger } from '../logger.ts';
 import { TRIGGERS, type JobContext, type JobDefinition, type JobOutcome, type JobSettings, type Trigger } from './job.ts';
@@ -123,11 +122,11 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
     const trackedLlm: Llm = { model: llm.model, session: () => { const s = llm.session(); sessions.push(s); return s; } };
     const metadataOf = (extra: object) => ({ ...extra, duration_ms: Date.now() - startedAt, llm: { model: llm.model, ...sumUsage(sessions) } });
 
-    // A completed job carries no output in pg-boss: its outcome is in job_logs.
     try {
       const context: JobContext = { db, llm: trackedLlm, get logger() { return log(); }, signal, logId, settings };
       const outcome = await untilAborted(def.handler(context), signal);
       if (logsProgress) log()[progress]({ itemsProcessed: outcome.itemsProcessed, itemsFailed: outcome.itemsFailed }, `job ${def.name} finished: ${outcome.itemsProcessed} succeeded, ${outcome.itemsFailed} failed`);
+      // No output for pg-boss: the outcome is in job_logs.
       return { logId, status: 'COMPLETED', outcome, error: null, metadata: metadataOf({ ...outcome.metadata }), result: { id: job.id, status: 'completed' } };
     } catch (error) {
       const reason = signal.reason instanceof RunTimeoutError
