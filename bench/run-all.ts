@@ -4,7 +4,7 @@
  * and the command.
  *
  *   npm run bench                 full mode: the figures quoted in BENCHMARKS.md (~35 min)
- *   npm run bench -- --quick      CI-sized runs that check every script still works (~8 min)
+ *   npm run bench -- --quick      CI-sized runs that check every script still works (~6.5 min)
  *   npm run bench -- b1 b3        some of them only (the file then holds only those)
  */
 import { execFileSync, spawn } from 'node:child_process';

@@ -151,8 +151,8 @@ export async function updateSchedule(deps: SchedulesDeps, jobName: string, patch
 }
 
 /**
- * Records that a job ran, in one statement; next_run_at is written again only when the occurrence
- * it held has passed (the schedule sync refreshes it too, for jobs that did not run).
+ * Records that a job ran. One statement, and a second only when next_run_at changes (the
+ * occurrence it held has passed); the schedule sync refreshes it too, for jobs that did not run.
  */
 export async function recordRun(db: Db, jobName: string, at: Date): Promise<void> {
   const [row] = await db.update(jobSchedule).set({ last_run_at: at }).where(eq(jobSchedule.job_name, jobName)).returning();
