@@ -64,6 +64,7 @@ import {
   sized,
   sleep,
   startPostgres,
+  serviceEnv,
 } from './lib.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -322,16 +323,6 @@ await main(async () => {
 // ---------------------------------------------------------------------------------------------
 // The service process
 
-/** Env for the child: ours minus anything that would configure the service, plus `overrides`. */
-function childEnv(overrides: Record<string, string>): Record<string, string> {
-  const keep = Object.entries(process.env).filter(
-    ([key, value]) =>
-      value !== undefined &&
-      !/^(DATABASE_URL|OPENAI_|API_TOKEN|CORS_ORIGINS|HOST|PORT|DATA_DIR|EMBEDDED_PG_PORT|LOG_|ROLE|SCHEDULER_TIMEZONE|TZ|BENCH_)/.test(key),
-  ) as Array<[string, string]>;
-  return { ...Object.fromEntries(keep), ...overrides };
-}
-
 /** A service log line (pino JSON) as `level msg: error message`, without stacks or timestamps. */
 function serviceLogKey(line: string): string {
   try {
@@ -346,7 +337,7 @@ function serviceLogKey(line: string): string {
 
 /** Spawns `node src/main.ts`, waits for GET /healthz to answer 200; killed by a cleanup step. */
 async function startServiceProcess(env: Record<string, string>, base: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), 'src/main.ts'], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), 'src/main.ts'], { cwd: ROOT, env: serviceEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   let partial = '';
   const onData = (data: Buffer) => {

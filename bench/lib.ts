@@ -15,6 +15,7 @@ import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { JobDefinition, JobOutcome } from '../src/boss/job.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
+import { EnvSchema } from '../src/env.ts';
 import { createLogger, type Logger } from '../src/logger.ts';
 
 const run = promisify(execFile);
@@ -315,4 +316,23 @@ export function sampleRss(pid: number, intervalMs = 100): { stop(): Promise<{ pe
       return { peak, last };
     },
   };
+}
+
+/** Every variable the service reads (src/env.ts), so a caller's environment never configures it. */
+const SERVICE_VARIABLES = new Set(Object.keys(EnvSchema.in.shape));
+
+/**
+ * Environment for a process a benchmark starts: ours without anything that would configure the
+ * service (every variable src/env.ts reads, and TZ), the benchmark's BENCH_* switches, or npm's
+ * own variables; plus `overrides`. `stripLocalBin` takes node_modules/.bin off PATH, so `npm start`
+ * finds node the way it does from a fresh shell.
+ */
+export function serviceEnv(overrides: Record<string, string>, { stripLocalBin = false } = {}): Record<string, string> {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(
+      (entry): entry is [string, string] => entry[1] !== undefined && !SERVICE_VARIABLES.has(entry[0]) && !/^(BENCH_|npm_|NODE$|TZ$)/.test(entry[0]),
+    ),
+  );
+  if (stripLocalBin && env.PATH) env.PATH = env.PATH.split(':').filter((dir) => !dir.includes('node_modules/.bin')).join(':');
+  return { ...env, ...overrides };
 }

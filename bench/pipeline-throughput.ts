@@ -59,6 +59,7 @@ import {
   sleep,
   startPostgres,
   type BenchPostgres,
+  serviceEnv,
 } from './lib.ts';
 
 const LATENCY_MS = 200;
@@ -198,23 +199,12 @@ function responder(meter: FlightMeter) {
 
 type ServiceProcess = { child: ChildProcess; pid: number; url: string; key: string; stop(): Promise<number | null> };
 
-/** Env for a child: ours minus anything that would configure it, plus `overrides`. */
-function childEnv(overrides: Record<string, string>): Record<string, string> {
-  const base = Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([key, value]) =>
-        value !== undefined && !/^(DATABASE_URL|OPENAI_|API_TOKEN|HOST|PORT|DATA_DIR|EMBEDDED_PG_PORT|LOG_|SCHEDULER_TIMEZONE|ROLE|LLM_|EXTRACT_|DROPS_|RUN_RATE|BENCH_)/.test(key),
-    ),
-  ) as Record<string, string>;
-  return { ...base, ...overrides };
-}
-
 async function spawnService(env: Record<string, string>, key: string, timeoutMs = 60_000): Promise<ServiceProcess> {
   const port = await freePort();
   const nodeArgs = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, 'src/main.ts'], {
     cwd: ROOT,
-    env: childEnv({ ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOG_FORMAT: 'json', OPENAI_API_KEY: key }),
+    env: serviceEnv({ ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOG_FORMAT: 'json', OPENAI_API_KEY: key }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));

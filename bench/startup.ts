@@ -53,6 +53,7 @@ import {
   sleep,
   startPostgres,
   tempDir,
+  serviceEnv,
 } from './lib.ts';
 
 const COLD_RUNS = sized(1, 3);
@@ -349,18 +350,6 @@ async function parent(): Promise<void> {
   console.log('- Peak RSS while the AI pipeline runs: see B4 (bench/pipeline-throughput.ts), last bullets.');
 }
 
-/** Env for a child: ours minus anything that would configure it, plus `overrides`. */
-function childEnv(overrides: Record<string, string>, { stripLocalBin = false } = {}): Record<string, string> {
-  const base = Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([key, value]) =>
-        value !== undefined && !/^(DATABASE_URL|OPENAI_|API_TOKEN|HOST|PORT|DATA_DIR|EMBEDDED_PG_PORT|LOG_|SCHEDULER_TIMEZONE|ROLE|LLM_|EXTRACT_|DROPS_|BENCH_|npm_|NODE$)/.test(key),
-    ),
-  ) as Record<string, string>;
-  if (stripLocalBin && base.PATH) base.PATH = base.PATH.split(':').filter((dir) => !dir.includes('node_modules/.bin')).join(':');
-  return { ...base, ...overrides };
-}
-
 /** The first node descendant of `pid` (npm → sh → node). */
 async function nodeDescendant(pid: number): Promise<number | undefined> {
   const { readFile } = await import('node:fs/promises');
@@ -386,7 +375,7 @@ function timeLaunch(launch: Launch, timeoutMs = 120_000): Promise<Timing> {
     const t0 = performance.now();
     const child = spawn(launch.command, launch.args, {
       cwd: ROOT,
-      env: childEnv(launch.env, { stripLocalBin: Boolean(launch.viaNpm) }),
+      env: serviceEnv(launch.env, { stripLocalBin: Boolean(launch.viaNpm) }),
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: Boolean(launch.viaNpm),
     });
@@ -481,7 +470,7 @@ type Started = { child: ChildProcess; output: () => string; stop(): Promise<void
 
 /** Spawns `node args` and waits for `ready` in its output (and /healthz 200 when given). */
 async function startProcess(args: string[], env: Record<string, string>, ready: string, healthUrl?: string): Promise<Started> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: serviceEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   onCleanup(async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -556,7 +545,7 @@ async function serviceBreakdown(launch: Launch): Promise<{ before: Usage; after:
 type ImportStep = { label: string; rss: number; rssAdded: number; heapAdded: number; garbage: number; rssBeforeGc: number; ms: number };
 
 async function importDeltas(): Promise<ImportStep[]> {
-  const { stdout } = await execFileAsync(process.execPath, ['--expose-gc', ...inline(IMPORTS_CHILD)], { cwd: ROOT, env: childEnv({}), timeout: 60_000 });
+  const { stdout } = await execFileAsync(process.execPath, ['--expose-gc', ...inline(IMPORTS_CHILD)], { cwd: ROOT, env: serviceEnv({}), timeout: 60_000 });
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as ImportStep[];
 }
 
