@@ -290,6 +290,27 @@ export async function rssOf(pid: number): Promise<number> {
   return kb ? Number(kb) * 1024 : Number.NaN;
 }
 
+/**
+ * CPU time (µs) PostgreSQL has used so far: the postmaster's own and its exited children's (reaped
+ * backends are accounted to it), plus every live child's. Linux /proc, 10 ms resolution.
+ */
+export async function postgresCpuUs(pgDir: string): Promise<number> {
+  const { readFile, readdir } = await import('node:fs/promises');
+  const postmaster = Number((await readFile(join(pgDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  const ticksPerSecond = 100; // USER_HZ
+  // Fields after the ")" of the command name: [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime.
+  const statOf = async (pid: number) => (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ')')).split(') ')[1]?.split(' ') ?? [];
+  let ticks = 0;
+  const own = await statOf(postmaster);
+  ticks += Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await statOf(Number(entry));
+    if (Number(stat[1]) === postmaster) ticks += Number(stat[11]) + Number(stat[12]);
+  }
+  return (ticks * 1e6) / ticksPerSecond;
+}
+
 /** Samples a process's RSS every `intervalMs` until stopped; returns the peak and the last reading. */
 export function sampleRss(pid: number, intervalMs = 100): { stop(): Promise<{ peak: number; last: number }> } {
   let peak = 0;

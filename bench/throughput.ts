@@ -25,6 +25,7 @@
  *   (a V8 CPU profile per worker process).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { PgBoss, type JobWithMetadata } from 'pg-boss';
@@ -45,6 +46,7 @@ import {
   NOOP_OUTCOME,
   note,
   onCleanup,
+  postgresCpuUs,
   quietLogger,
   ratio,
   ROOT,
@@ -96,10 +98,11 @@ if (process.argv[2] === '--child') {
   await main(parent);
 }
 
-type Sample = { variant: Variant; settings: Settings; instances: number; runsPerSecond: number; rssPeak: number; logs: number | null; cpuUsPerRun: number };
+type Sample = { variant: Variant; settings: Settings; instances: number; runsPerSecond: number; rssPeak: number; logs: number | null; cpuUsPerRun: number; pgCpuUsPerRun: number };
 
 async function parent(): Promise<void> {
   const postgres = await startPostgres('throughput');
+  const pgDir = join(postgres.dataDir, 'postgres');
   const samples: Sample[] = [];
   let database = 0;
   const measureRounds = async (settings: Settings, instances: number) => {
@@ -107,7 +110,7 @@ async function parent(): Promise<void> {
       for (const variant of VARIANTS) {
         const url = await postgres.createDatabase(`bench_tp_${++database}`);
         note(`${label(settings)}, ${instances} instance(s), round ${round}/${ROUNDS}: ${variant}, ${JOBS} jobs`);
-        samples.push({ variant, settings, instances, ...(await measure(variant, instances, url, settings)) });
+        samples.push({ variant, settings, instances, ...(await measure(variant, instances, url, pgDir, settings)) });
         note(`  → ${fmt(samples.at(-1)!.runsPerSecond, 0)} runs/s`);
       }
     }
@@ -116,6 +119,7 @@ async function parent(): Promise<void> {
     samples.filter((s) => s.variant === variant && s.settings === settings && s.instances === instances);
   const rate = (variant: Variant, settings: Settings, instances: number) => median(pick(variant, settings, instances).map((s) => s.runsPerSecond));
   const cpu = (variant: Variant, settings: Settings, instances: number) => median(pick(variant, settings, instances).map((s) => s.cpuUsPerRun));
+  const pgCpu = (variant: Variant, settings: Settings, instances: number) => median(pick(variant, settings, instances).map((s) => s.pgCpuUsPerRun));
 
   for (const settings of SETTINGS) await measureRounds(settings, 1);
   const reference: Variant = VARIANTS.includes('tx') ? 'tx' : VARIANTS[0]!;
@@ -132,10 +136,11 @@ async function parent(): Promise<void> {
       ratio(rate(variant, settings, instances), rate('raw', settings, instances)),
       ratio(rate(variant, settings, instances), rate('tx', settings, instances)),
       fmt(cpu(variant, settings, instances), 0),
+      fmt(pgCpu(variant, settings, instances), 0),
       mib(median(runs.map((s) => s.rssPeak))),
     ];
   };
-  const headers = (first: string) => [first, 'variant', 'runs/s (median)', 'runs/s per round', 'vs (a)', 'vs (b)', 'worker CPU µs/run', 'peak RSS MiB per process'];
+  const headers = (first: string) => [first, 'variant', 'runs/s (median)', 'runs/s per round', 'vs (a)', 'vs (b)', 'worker CPU µs/run', 'PostgreSQL CPU µs/run', 'peak RSS MiB per process'];
 
   console.log('### B1. Run throughput: no-op runs completed per second (and B6: 1–3 instances)\n');
   console.log(
@@ -159,7 +164,7 @@ async function parent(): Promise<void> {
 }
 
 /** Inserts the jobs, starts `instances` worker processes, and times them until every job is completed. */
-async function measure(variant: Variant, instances: number, url: string, settings: Settings): Promise<Omit<Sample, 'variant' | 'settings' | 'instances'>> {
+async function measure(variant: Variant, instances: number, url: string, pgDir: string, settings: Settings): Promise<Omit<Sample, 'variant' | 'settings' | 'instances'>> {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   onCleanup(() => pool.end().catch(() => {}));
   await runMigrations(pool);
@@ -176,27 +181,45 @@ async function measure(variant: Variant, instances: number, url: string, setting
 
   const children = Array.from({ length: instances }, () => startChild(variant, url, settings));
   const reports = children.map((c) => c.report);
-  const completed = async () => (await pool.query<{ n: number }>(`select count(*)::int as n from pgboss.job where name = $1 and state = 'completed'`, [QUEUE])).rows[0]!.n;
+  // Two index probes, cheap however many jobs there are: the poll must not load PostgreSQL itself.
+  const progress = async () =>
+    (
+      await pool.query<{ started: boolean; left: boolean }>(
+        `select exists (select 1 from pgboss.job where name = $1 and state = 'completed') as started,
+                exists (select 1 from pgboss.job where name = $1 and state < 'completed') as left`,
+        [QUEUE],
+      )
+    ).rows[0]!;
+  // PostgreSQL's CPU from the first completed job to the last (start-up queries kept out).
+  let pgCpuAtFirst: { us: number; completed: number } | undefined;
   const deadline = Date.now() + 600_000;
-  while ((await completed()) < JOBS) {
+  for (let state = await progress(); state.left; state = await progress()) {
     if (Date.now() > deadline) throw new Error(`${variant}: not every job completed within 10 min`);
+    if (state.started && !pgCpuAtFirst) {
+      const us = await postgresCpuUs(pgDir);
+      const { n } = (await pool.query<{ n: number }>(`select count(*)::int as n from pgboss.job where name = $1 and state = 'completed'`, [QUEUE])).rows[0]!;
+      pgCpuAtFirst = { us, completed: n };
+    }
     await sleep(20);
   }
   const doneAt = Date.now();
+  const pgCpuUsPerRun = pgCpuAtFirst ? ((await postgresCpuUs(pgDir)) - pgCpuAtFirst.us) / (JOBS - pgCpuAtFirst.completed) : Number.NaN;
   for (const c of children) c.process.kill('SIGTERM');
   const done = await Promise.all(reports);
   // A process that never got a batch reports 0.
   const firstHandlerAt = Math.min(...done.map((r) => r.firstHandlerAt).filter((t) => t > 0));
+  const failed = (await pool.query<{ n: number }>(`select count(*)::int as n from pgboss.job where name = $1 and state <> 'completed'`, [QUEUE])).rows[0]!.n;
+  if (failed) throw new Error(`${variant}: ${failed} jobs did not complete`);
   const logs =
     variant === 'raw' ? null : (await pool.query<{ n: number }>(`select count(*)::int as n from job_logs where job_name = $1 and status = 'COMPLETED'`, [QUEUE])).rows[0]!.n;
   await pool.end();
   const cpuUsPerRun = (done.reduce((sum, r) => sum + r.cpuMs, 0) * 1000) / JOBS;
-  note(`  worker CPU ${cpuUsPerRun.toFixed(0)} µs per run (all processes, includes stopping)`);
-  return { runsPerSecond: JOBS / ((doneAt - firstHandlerAt) / 1000), rssPeak: Math.max(...done.map((r) => r.rssPeak)), logs, cpuUsPerRun };
+  note(`  CPU per run: workers ${cpuUsPerRun.toFixed(0)} µs (includes stopping), PostgreSQL ${pgCpuUsPerRun.toFixed(0)} µs`);
+  return { runsPerSecond: JOBS / ((doneAt - firstHandlerAt) / 1000), rssPeak: Math.max(...done.map((r) => r.rssPeak)), logs, cpuUsPerRun, pgCpuUsPerRun };
 }
 
 function startChild(variant: Variant, url: string, settings: Settings): { process: ChildProcess; report: Promise<ChildReport> } {
-  const proc = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), fileURLToPath(import.meta.url), '--child', variant, url, JSON.stringify(settings)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-interval', '250', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), fileURLToPath(import.meta.url), '--child', variant, url, JSON.stringify(settings)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   onCleanup(() => {
     if (proc.exitCode === null) proc.kill('SIGKILL');
   });

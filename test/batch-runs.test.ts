@@ -67,6 +67,8 @@ describe('runs fetched in batches', () => {
     expect(new Set(completed.map((r) => r.metadata.job_id))).toEqual(new Set(jobIds));
     expect(completed.find((r) => r.metadata.job_id === failed[0].metadata.job_id)?.metadata.attempt).toBe(2);
     expect(completed.every((r) => r.items_processed === 1 && r.ended_at !== null)).toBe(true);
+    // A job that never asks for the model client logs its duration and no LLM usage.
+    expect(logs.every((r) => typeof r.metadata.duration_ms === 'number' && !('llm' in r.metadata))).toBe(true);
     expect(calls).toBe(RUNS + 1);
 
     // pg-boss agrees: every job completed, none left failed.

@@ -119,15 +119,22 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
     else job.signal.addEventListener('abort', onJobAbort, { once: true });
     const timer = setTimeout(() => run.abort(new RunTimeoutError(`timed out after ${job.expireInSeconds} s`)), budgetMs);
     const sessions: LlmSession[] = [];
-    const trackedLlm: Llm = { model: llm.model, session: () => { const s = llm.session(); sessions.push(s); return s; } };
-    const metadataOf = (extra: object) => ({ ...extra, duration_ms: Date.now() - startedAt, llm: { model: llm.model, ...sumUsage(sessions) } });
+    let usedLlm = false;
+    const trackedLlm: Llm = { model: llm.model, session: () => { usedLlm = true; const s = llm.session(); sessions.push(s); return s; } };
+    // LLM usage only for a run that asked for the model client (0 calls when it was unavailable): a
+    // no-LLM run's log stays small, and its closing update stays on the row's page (drizzle/0003).
+    const metadataOf = (extra: object | undefined) => ({
+      ...extra,
+      duration_ms: Date.now() - startedAt,
+      ...(usedLlm && { llm: { model: llm.model, ...sumUsage(sessions) } }),
+    });
 
     try {
       const context: JobContext = { db, llm: trackedLlm, get logger() { return log(); }, signal, logId, settings };
       const outcome = await untilAborted(def.handler(context), signal);
       if (logsProgress) log()[progress]({ itemsProcessed: outcome.itemsProcessed, itemsFailed: outcome.itemsFailed }, `job ${def.name} finished: ${outcome.itemsProcessed} succeeded, ${outcome.itemsFailed} failed`);
       // No output for pg-boss: the outcome is in job_logs.
-      return { logId, status: 'COMPLETED', outcome, error: null, metadata: metadataOf({ ...outcome.metadata }), result: { id: job.id, status: 'completed' } };
+      return { logId, status: 'COMPLETED', outcome, error: null, metadata: metadataOf(outcome.metadata), result: { id: job.id, status: 'completed' } };
     } catch (error) {
       const reason = signal.reason instanceof RunTimeoutError
         ? signal.reason.message
