@@ -311,6 +311,15 @@ export async function postgresCpuUs(pgDir: string): Promise<number> {
   return (ticks * 1e6) / ticksPerSecond;
 }
 
+/** The whole machine's CPU time so far (/proc/stat, all cores): busy and total, in ticks. */
+export async function machineCpuTicks(): Promise<{ busy: number; total: number }> {
+  const { readFile } = await import('node:fs/promises');
+  // cpu  user nice system idle iowait irq softirq steal …
+  const fields = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = fields.reduce((sum, n) => sum + n, 0);
+  return { busy: total - fields[3]! - fields[4]!, total };
+}
+
 /** Samples a process's RSS every `intervalMs` until stopped; returns the peak and the last reading. */
 export function sampleRss(pid: number, intervalMs = 100): { stop(): Promise<{ peak: number; last: number }> } {
   let peak = 0;

@@ -24,7 +24,7 @@ const BATCHED_RUNS = sized(10_000, 40_000);
 const SINGLE_RUNS = sized(1_000, 4_000);
 const FILLFACTORS = (process.env.BENCH_FILLFACTORS ?? '100,85,50,40,30').split(',').map(Number);
 
-type Phase = { hot: number; heapBytesPerRun: number; indexBytesPerRun: number; pgCpuUsPerRun: number; wallUsPerRun: number };
+type Phase = { hot: number; heapBytesPerRun: number; indexBytesPerRun: number; pgCpuUsPerRun: number; runnerCpuUsPerRun: number; wallUsPerRun: number };
 
 await main(async () => {
   const postgres = await startPostgres('log-storage');
@@ -41,11 +41,12 @@ await main(async () => {
     fmt(phase.heapBytesPerRun, 0),
     fmt(phase.indexBytesPerRun, 0),
     fmt(phase.pgCpuUsPerRun, 1),
+    fmt(phase.runnerCpuUsPerRun, 1),
     fmt(phase.wallUsPerRun, 1),
   ];
-  const headers = ['fillfactor', 'closing updates HOT', 'heap bytes/run', 'index bytes/run', 'PostgreSQL CPU µs/run', 'wall µs/run'];
+  const headers = ['fillfactor', 'closing updates HOT', 'heap bytes/run', 'index bytes/run', 'PostgreSQL CPU µs/run', 'runner process CPU µs/run', 'wall µs/run'];
   console.log('### job_logs storage by fillfactor (behind migration 0003)\n');
-  console.log(`${machineLine()} · runs through src/boss/runner.ts with a no-op handler · fresh database per fillfactor · PostgreSQL CPU from /proc (10 ms ticks)\n`);
+  console.log(`${machineLine()} · runs through src/boss/runner.ts with a no-op handler · fresh database per fillfactor · PostgreSQL CPU from /proc (10 ms ticks); the runner's process CPU includes making up the jobs\n`);
   console.log(`${BATCHED_RUNS} runs in batches of ${BATCH} (one insert opens a batch's logs, one update closes them):\n`);
   console.log(markdownTable(headers, results.map((r) => row(r.fillfactor, r.batched))));
   console.log(`\nThen ${SINGLE_RUNS} runs one at a time (batch 1, as the MemoDrops jobs run), on the same table:\n`);
@@ -80,9 +81,11 @@ async function measure(url: string, pgDir: string, fillfactor: number): Promise<
   const phase = async (runs: number, batch: number): Promise<Phase> => {
     const before = await stats();
     const cpuBefore = await postgresCpuUs(pgDir);
+    const runnerCpuBefore = process.cpuUsage();
     const started = performance.now();
     for (let done = 0; done < runs; done += batch) await runner.runBatch(job, jobsOf(batch));
     const wallUs = (performance.now() - started) * 1000;
+    const runnerCpu = process.cpuUsage(runnerCpuBefore);
     const pgCpuUs = (await postgresCpuUs(pgDir)) - cpuBefore;
     // The statistics collector may lag a moment behind the last statement.
     await new Promise((resolve) => setTimeout(resolve, 1_100));
@@ -92,6 +95,7 @@ async function measure(url: string, pgDir: string, fillfactor: number): Promise<
       heapBytesPerRun: (after.heap - before.heap) / runs,
       indexBytesPerRun: (after.indexes - before.indexes) / runs,
       pgCpuUsPerRun: pgCpuUs / runs,
+      runnerCpuUsPerRun: (runnerCpu.user + runnerCpu.system) / runs,
       wallUsPerRun: wallUs / runs,
     };
   };

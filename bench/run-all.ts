@@ -17,6 +17,7 @@ import { machineLine, QUICK, ROOT } from './lib.ts';
 const FIGURES: Record<string, string[]> = {
   b5: ['bench/startup.ts'],
   b1: ['bench/throughput.ts'], // with B6 for runs (1–3 instances)
+  storage: ['bench/log-storage.ts'], // job_logs by fillfactor: why B1's closing update is HOT
   b2: ['bench/api-latency.ts'],
   b3: ['bench/cron-latency.ts'],
   b4: ['bench/pipeline-throughput.ts'],

@@ -9,10 +9,11 @@
  *              (job_logs STARTED, handler, COMPLETED, job_schedule), settled per run.
  *
  * Every variant uses the same worker settings (batchSize, localConcurrency, burstWhenBatchFull, a
- * notify queue with policy `standard`) on a fresh database migrated with our schema. The jobs are
- * inserted first; then 1, 2 or 3 worker processes start, and the clock runs from the first handler
- * call in any of them until pg-boss reports every job completed. Worker CPU per run is the workers'
- * own process.cpuUsage() over that time (PostgreSQL's is not in it).
+ * notify queue with policy `standard`) on a fresh database migrated with our schema. 1, 2 or 3
+ * worker processes start and wait; then one insert makes every job ready, and the clock runs from
+ * the first handler call in any of them until pg-boss reports every job completed. CPU per run is
+ * the workers' own process.cpuUsage() over that time, and PostgreSQL's (its processes in /proc)
+ * from the first completed job to the last.
  *
  * First a sweep of worker settings with one instance; the settings that suit (b) best are then
  * used for 1, 2 and 3 instances (B6). Each point is measured ROUNDS times, alternating variants;
@@ -46,6 +47,7 @@ import {
   NOOP_OUTCOME,
   note,
   onCleanup,
+  machineCpuTicks,
   postgresCpuUs,
   quietLogger,
   ratio,
@@ -98,7 +100,7 @@ if (process.argv[2] === '--child') {
   await main(parent);
 }
 
-type Sample = { variant: Variant; settings: Settings; instances: number; runsPerSecond: number; rssPeak: number; logs: number | null; cpuUsPerRun: number; pgCpuUsPerRun: number };
+type Sample = { variant: Variant; settings: Settings; instances: number; runsPerSecond: number; rssPeak: number; logs: number | null; cpuUsPerRun: number; pgCpuUsPerRun: number; machineBusy: number };
 
 async function parent(): Promise<void> {
   const postgres = await startPostgres('throughput');
@@ -120,6 +122,7 @@ async function parent(): Promise<void> {
   const rate = (variant: Variant, settings: Settings, instances: number) => median(pick(variant, settings, instances).map((s) => s.runsPerSecond));
   const cpu = (variant: Variant, settings: Settings, instances: number) => median(pick(variant, settings, instances).map((s) => s.cpuUsPerRun));
   const pgCpu = (variant: Variant, settings: Settings, instances: number) => median(pick(variant, settings, instances).map((s) => s.pgCpuUsPerRun));
+  const busy = (variant: Variant, settings: Settings, instances: number) => median(pick(variant, settings, instances).map((s) => s.machineBusy));
 
   for (const settings of SETTINGS) await measureRounds(settings, 1);
   const reference: Variant = VARIANTS.includes('tx') ? 'tx' : VARIANTS[0]!;
@@ -137,14 +140,15 @@ async function parent(): Promise<void> {
       ratio(rate(variant, settings, instances), rate('tx', settings, instances)),
       fmt(cpu(variant, settings, instances), 0),
       fmt(pgCpu(variant, settings, instances), 0),
+      `${fmt(busy(variant, settings, instances) * 100, 0)} %`,
       mib(median(runs.map((s) => s.rssPeak))),
     ];
   };
-  const headers = (first: string) => [first, 'variant', 'runs/s (median)', 'runs/s per round', 'vs (a)', 'vs (b)', 'worker CPU µs/run', 'PostgreSQL CPU µs/run', 'peak RSS MiB per process'];
+  const headers = (first: string) => [first, 'variant', 'runs/s (median)', 'runs/s per round', 'vs (a)', 'vs (b)', 'worker CPU µs/run', 'PostgreSQL CPU µs/run', 'machine CPU busy', 'peak RSS MiB per process'];
 
   console.log('### B1. Run throughput: no-op runs completed per second (and B6: 1–3 instances)\n');
   console.log(
-    `${machineLine()} · ${JOBS} jobs per measurement, inserted before the workers start · burstWhenBatchFull, queue policy standard + notify · median of ${ROUNDS} round(s), variants alternating, fresh database each\n`,
+    `${machineLine()} · ${JOBS} jobs per measurement, inserted in one statement once every worker process is up · burstWhenBatchFull, queue policy standard + notify · median of ${ROUNDS} round(s), variants alternating, fresh database each\n`,
   );
   console.log('Worker settings (batchSize × localConcurrency), one instance:\n');
   console.log(markdownTable(headers('settings'), SETTINGS.flatMap((settings) => VARIANTS.map((variant) => row(settings, 1, variant, label(settings))))));
@@ -163,7 +167,7 @@ async function parent(): Promise<void> {
   }
 }
 
-/** Inserts the jobs, starts `instances` worker processes, and times them until every job is completed. */
+/** Starts `instances` worker processes, then inserts the jobs and times them until every job is completed. */
 async function measure(variant: Variant, instances: number, url: string, pgDir: string, settings: Settings): Promise<Omit<Sample, 'variant' | 'settings' | 'instances'>> {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   onCleanup(() => pool.end().catch(() => {}));
@@ -174,13 +178,15 @@ async function measure(variant: Variant, instances: number, url: string, pgDir: 
   const registry = createRegistry([noopJob(settings)]);
   await ensureQueues(boss, registry);
   await pool.query(`insert into job_schedule (job_name, cron_expression, is_active, timezone) values ($1, $2, false, 'UTC') on conflict do nothing`, [QUEUE, NEVER_CRON]);
-  for (let i = 0; i < JOBS; i += 1_000) {
-    await boss.insert(QUEUE, Array.from({ length: Math.min(1_000, JOBS - i) }, () => ({ data: { trigger: 'manual' } })));
-  }
-  await boss.stop({ graceful: false });
 
+  // Every worker process is started and idle before there is work, so no instance's start-up (a
+  // second of module loading on these 2 cores) runs inside another's measurement. Then one insert
+  // makes every job ready at once, and its NOTIFY wakes every worker.
   const children = Array.from({ length: instances }, () => startChild(variant, url, settings));
   const reports = children.map((c) => c.report);
+  await Promise.all(children.map((c) => c.ready));
+  await boss.insert(QUEUE, Array.from({ length: JOBS }, () => ({ data: { trigger: 'manual' } })));
+  await boss.stop({ graceful: false });
   // Two index probes, cheap however many jobs there are: the poll must not load PostgreSQL itself.
   const progress = async () =>
     (
@@ -191,19 +197,22 @@ async function measure(variant: Variant, instances: number, url: string, pgDir: 
       )
     ).rows[0]!;
   // PostgreSQL's CPU from the first completed job to the last (start-up queries kept out).
-  let pgCpuAtFirst: { us: number; completed: number } | undefined;
+  let pgCpuAtFirst: { us: number; completed: number; machine: { busy: number; total: number } } | undefined;
   const deadline = Date.now() + 600_000;
   for (let state = await progress(); state.left; state = await progress()) {
     if (Date.now() > deadline) throw new Error(`${variant}: not every job completed within 10 min`);
     if (state.started && !pgCpuAtFirst) {
       const us = await postgresCpuUs(pgDir);
       const { n } = (await pool.query<{ n: number }>(`select count(*)::int as n from pgboss.job where name = $1 and state = 'completed'`, [QUEUE])).rows[0]!;
-      pgCpuAtFirst = { us, completed: n };
+      pgCpuAtFirst = { us, completed: n, machine: await machineCpuTicks() };
     }
     await sleep(20);
   }
   const doneAt = Date.now();
   const pgCpuUsPerRun = pgCpuAtFirst ? ((await postgresCpuUs(pgDir)) - pgCpuAtFirst.us) / (JOBS - pgCpuAtFirst.completed) : Number.NaN;
+  const machineNow = await machineCpuTicks();
+  // Share of both cores in use over the same span: near 100 %, more processes cannot add throughput.
+  const machineBusy = pgCpuAtFirst ? (machineNow.busy - pgCpuAtFirst.machine.busy) / (machineNow.total - pgCpuAtFirst.machine.total) : Number.NaN;
   for (const c of children) c.process.kill('SIGTERM');
   const done = await Promise.all(reports);
   // A process that never got a batch reports 0.
@@ -214,28 +223,43 @@ async function measure(variant: Variant, instances: number, url: string, pgDir: 
     variant === 'raw' ? null : (await pool.query<{ n: number }>(`select count(*)::int as n from job_logs where job_name = $1 and status = 'COMPLETED'`, [QUEUE])).rows[0]!.n;
   await pool.end();
   const cpuUsPerRun = (done.reduce((sum, r) => sum + r.cpuMs, 0) * 1000) / JOBS;
-  note(`  CPU per run: workers ${cpuUsPerRun.toFixed(0)} µs (includes stopping), PostgreSQL ${pgCpuUsPerRun.toFixed(0)} µs`);
-  return { runsPerSecond: JOBS / ((doneAt - firstHandlerAt) / 1000), rssPeak: Math.max(...done.map((r) => r.rssPeak)), logs, cpuUsPerRun, pgCpuUsPerRun };
+  note(`  CPU per run: workers ${cpuUsPerRun.toFixed(0)} µs, PostgreSQL ${pgCpuUsPerRun.toFixed(0)} µs; machine ${(machineBusy * 100).toFixed(0)} % busy`);
+  return { runsPerSecond: JOBS / ((doneAt - firstHandlerAt) / 1000), rssPeak: Math.max(...done.map((r) => r.rssPeak)), logs, cpuUsPerRun, pgCpuUsPerRun, machineBusy };
 }
 
-function startChild(variant: Variant, url: string, settings: Settings): { process: ChildProcess; report: Promise<ChildReport> } {
+/** A worker process; `ready` resolves when it has started and waits for work. */
+function startChild(variant: Variant, url: string, settings: Settings): { process: ChildProcess; ready: Promise<void>; report: Promise<ChildReport> } {
   const proc = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-interval', '250', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), fileURLToPath(import.meta.url), '--child', variant, url, JSON.stringify(settings)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   onCleanup(() => {
     if (proc.exitCode === null) proc.kill('SIGKILL');
   });
   let stdout = '';
-  proc.stdout!.on('data', (d) => (stdout += d));
+  let onReady = () => {};
+  let readyFailed = (_error: Error) => {};
+  const ready = new Promise<void>((resolve, reject) => {
+    onReady = resolve;
+    readyFailed = reject;
+  });
+  proc.stdout!.on('data', (d) => {
+    stdout += d;
+    if (/^ready$/m.test(stdout)) onReady();
+  });
   const report = new Promise<ChildReport>((resolve, reject) => {
     proc.on('exit', (code) => {
       const line = stdout.trim().split('\n').reverse().find((l) => l.startsWith('{'));
-      if (!line) return reject(new Error(`${variant} worker exited ${code} without a report: ${stdout}`));
+      if (!line) {
+        const error = new Error(`${variant} worker exited ${code} without a report: ${stdout}`);
+        // Also fails the wait for ready, so a worker that dies while starting ends the measurement.
+        readyFailed(error);
+        return reject(error);
+      }
       resolve(JSON.parse(line) as ChildReport);
     });
   });
-  return { process: proc, report };
+  return { process: proc, ready, report };
 }
 
-/** One worker process: starts its worker at once, notes its first handler call, stops on SIGTERM. */
+/** One worker process: starts its worker, says `ready`, notes its first handler call, stops on SIGTERM. */
 async function child(variant: Variant, url: string, settings: Settings): Promise<void> {
   let firstHandlerAt = 0;
   let cpuAtStart: NodeJS.CpuUsage | undefined;
@@ -248,15 +272,14 @@ async function child(variant: Variant, url: string, settings: Settings): Promise
   let rssPeak = 0;
   const rssTimer = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())), 100);
   let stop = async () => {};
-  // Installed first: a process still starting when the others have finished every job must still
-  // stop cleanly and report (it then reports no handler call).
+  // SIGTERM comes as soon as every job is completed: the CPU is read before stopping costs any.
   process.once('SIGTERM', () => {
+    const cpu = process.cpuUsage(cpuAtStart);
     void ready
-      .catch((error) => note(`${variant} worker failed to start: ${String(error)}`))
+      .catch(() => {})
       .then(() => stop())
       .finally(() => {
         clearInterval(rssTimer);
-        const cpu = process.cpuUsage(cpuAtStart);
         const report: ChildReport = { firstHandlerAt, rssPeak, cpuMs: firstHandlerAt ? (cpu.user + cpu.system) / 1000 : 0 };
         process.stdout.write(`${JSON.stringify(report)}\n`);
         process.exit(0);
@@ -292,4 +315,11 @@ async function child(variant: Variant, url: string, settings: Settings): Promise
       stop = () => boss.stop({ graceful: true, timeout: 5_000 });
     }
   })();
+  ready.then(
+    () => process.stdout.write('ready\n'),
+    (error) => {
+      note(`${variant} worker failed to start: ${String(error)}`);
+      process.exit(1);
+    },
+  );
 }
