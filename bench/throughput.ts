@@ -61,7 +61,7 @@ const QUEUE = 'bench-throughput';
 const JOBS = Number(process.env.BENCH_JOBS ?? sized(5_000, 20_000));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? sized(1, 3));
 type Settings = { batchSize: number; localConcurrency: number };
-const SETTINGS: Settings[] = (process.env.BENCH_SETTINGS ?? sized('100x2,500x2', '100x2,100x4,500x2,500x4'))
+const SETTINGS: Settings[] = (process.env.BENCH_SETTINGS ?? sized('100x2,500x2', '100x2,100x4,500x2,500x4,1000x4'))
   .split(',')
   .map((s) => s.split('x').map(Number))
   .map(([batchSize, localConcurrency]) => ({ batchSize: batchSize!, localConcurrency: localConcurrency! }));

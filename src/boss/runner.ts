@@ -109,15 +109,22 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
     if (logsProgress) log()[progress](`starting job ${def.name}`);
 
     // One signal for the handler: aborted by pg-boss (run failed elsewhere, shutdown) or by our own
-    // deadline, a little inside pg-boss's expiry, so the log can say why the run ended. A listener
-    // and a timer, both removed when the run ends (AbortSignal.any/timeout cost more and linger).
+    // deadline, a little inside pg-boss's expiry, so the log can say why the run ended. Aborting
+    // also ends our wait, even for a handler that ignores its signal. A listener and a timer, both
+    // removed when the run ends (AbortSignal.any/timeout cost more and linger).
     const budgetMs = Math.max(1_000, job.expireInSeconds * 1_000 - 500);
     const run = new AbortController();
     const signal = run.signal;
-    const onJobAbort = () => run.abort(job.signal.reason);
+    let endWait!: (reason: unknown) => void;
+    const aborted = new Promise<never>((_, reject) => (endWait = reject));
+    const abort = (reason: unknown) => {
+      run.abort(reason);
+      endWait(reason);
+    };
+    const onJobAbort = () => abort(job.signal.reason);
     if (job.signal.aborted) onJobAbort();
     else job.signal.addEventListener('abort', onJobAbort, { once: true });
-    const timer = setTimeout(() => run.abort(new RunTimeoutError(`timed out after ${job.expireInSeconds} s`)), budgetMs);
+    const timer = setTimeout(() => abort(new RunTimeoutError(`timed out after ${job.expireInSeconds} s`)), budgetMs);
     const sessions: LlmSession[] = [];
     let usedLlm = false;
     const trackedLlm: Llm = { model: llm.model, session: () => { usedLlm = true; const s = llm.session(); sessions.push(s); return s; } };
@@ -131,7 +138,7 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
 
     try {
       const context: JobContext = { db, llm: trackedLlm, get logger() { return log(); }, signal, logId, settings };
-      const outcome = await untilAborted(def.handler(context), signal);
+      const outcome = await Promise.race([def.handler(context), aborted]);
       if (logsProgress) log()[progress]({ itemsProcessed: outcome.itemsProcessed, itemsFailed: outcome.itemsFailed }, `job ${def.name} finished: ${outcome.itemsProcessed} succeeded, ${outcome.itemsFailed} failed`);
       // No output for pg-boss: the outcome is in job_logs.
       return { logId, status: 'COMPLETED', outcome, error: null, metadata: metadataOf(outcome.metadata), result: { id: job.id, status: 'completed' } };
@@ -190,16 +197,6 @@ function sumUsage(sessions: LlmSession[]): LlmUsage {
     for (const key of Object.keys(total) as (keyof LlmUsage)[]) total[key] += usage[key];
   }
   return total;
-}
-
-/** Rejects as soon as the signal aborts, even when the handler ignores it. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 /** pg-boss aborts with a bare AbortError when it stops the worker (shutdown past its grace period). */
