@@ -58,6 +58,20 @@ describe('reaper: runs whose worker is gone', () => {
     expect(logs.find((l) => l.id === logId)).toMatchObject({ status: 'FAILED', error_message: 'interrupted: worker lost' });
   });
 
+  it('checks a run once it has lived through a pass: a lost run that started after the previous pass is closed at the next', async () => {
+    const reaper = createReaper({ db: t.service.database.db, boss: t.service.boss, logger });
+    await reaper.reap();
+    const { logId, itemId } = await crashedRun(randomUUID());
+
+    await reaper.reap();
+    expect((await q('select status from job_logs where id = $1', [logId])).rows[0].status).toBe('STARTED');
+
+    await reaper.reap();
+    const { rows: [log] } = await q('select * from job_logs where id = $1', [logId]);
+    expect(log).toMatchObject({ status: 'FAILED', error_message: 'interrupted: worker lost' });
+    expect((await q('select status from harvest_items where id = $1', [itemId])).rows[0].status).toBe('PENDING');
+  });
+
   it('closes a run whose pg-boss job is no longer active, and the item is processed by the next run', async () => {
     t.llm.respond(blueprintReply);
     // A real job that ran and completed.

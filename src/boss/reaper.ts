@@ -1,4 +1,4 @@
-import { and, eq, gte, sql } from 'drizzle-orm';
+import { and, eq, gte, lt, sql } from 'drizzle-orm';
 import type { PgBoss } from 'pg-boss';
 import type { Db } from '../db/client.ts';
 import { jobLogs } from '../db/schema.ts';
@@ -21,9 +21,14 @@ export type Reaper = { reap(): Promise<{ closed: number; released: number }> };
  * a column the runner changes, so closing a run rewrites its row in place (a HOT update). The
  * first pass reads the whole table; each later one starts at the oldest run still open, or a
  * minute before the previous pass.
+ *
+ * A run that started after the previous pass is left for the next one. pg-boss lets go of a lost
+ * job only after its heartbeat or expiry, so such a run would read as alive anyway; and a job made
+ * of many short runs would otherwise cost one pg-boss lookup per run in flight, every pass.
  */
 export function createReaper({ db, boss, logger }: ReaperDeps): Reaper {
   let scanFrom: Date | null = null;
+  let previousPassAt: Date | null = null;
 
   return {
     async reap() {
@@ -32,10 +37,17 @@ export function createReaper({ db, boss, logger }: ReaperDeps): Reaper {
       const open = await db
         .select()
         .from(jobLogs)
-        .where(and(eq(jobLogs.status, 'STARTED'), scanFrom ? gte(jobLogs.started_at, scanFrom) : undefined));
+        .where(
+          and(
+            eq(jobLogs.status, 'STARTED'),
+            scanFrom ? gte(jobLogs.started_at, scanFrom) : undefined,
+            previousPassAt ? lt(jobLogs.started_at, previousPassAt) : undefined,
+          ),
+        );
 
       let closed = 0;
-      let oldestAlive = passStartedAt - COMMIT_MARGIN_MS;
+      // The runs left for the next pass are after the previous pass: the next scan starts before it.
+      let oldestAlive = Math.min(passStartedAt, previousPassAt?.getTime() ?? passStartedAt) - COMMIT_MARGIN_MS;
       for (const log of open) {
         const jobId = typeof log.metadata.job_id === 'string' ? log.metadata.job_id : undefined;
         const attempt = typeof log.metadata.attempt === 'number' ? log.metadata.attempt : undefined;
@@ -59,6 +71,7 @@ export function createReaper({ db, boss, logger }: ReaperDeps): Reaper {
         }
       }
       scanFrom = new Date(oldestAlive);
+      previousPassAt = new Date(passStartedAt);
       const released = await releaseOrphanedClaims(db);
       if (released) logger.warn({ released }, `released ${released} claims left by lost runs`);
       return { closed, released };
