@@ -10,8 +10,10 @@
  *
  * Every variant uses the same worker settings (batchSize, localConcurrency, burstWhenBatchFull, a
  * notify queue with policy `standard`) on a fresh database migrated with our schema. 1, 2 or 3
- * worker processes start and wait; then one insert makes every job ready, and the clock runs from
- * the first handler call in any of them until pg-boss reports every job completed. CPU per run is
+ * worker processes start, and each works BENCH_WARMUP untimed jobs on a queue of its own (a
+ * process's first thousands of runs pay for JIT compilation; a service that has been up a while
+ * does not); then one insert makes every timed job ready, and the clock runs from the first timed
+ * handler call in any of them until pg-boss reports every timed job completed. CPU per run is
  * the workers' own process.cpuUsage() over that time, and PostgreSQL's (its processes in /proc)
  * from the first completed job to the last.
  *
@@ -21,7 +23,7 @@
  *
  *   cd /work/main && npm exec -- node bench/throughput.ts [--quick]
  *   BENCH_SETTINGS=100x2,500x2 (batchSize x localConcurrency), BENCH_INSTANCES=1,2,3, BENCH_JOBS,
- *   BENCH_ROUNDS, BENCH_VARIANTS=tx,ours to change what is measured; for diagnosis,
+ *   BENCH_ROUNDS, BENCH_WARMUP (0: cold processes), BENCH_VARIANTS=tx,ours to change what is measured; for diagnosis,
  *   BENCH_LOG_LEVEL=silent (our service's log level, default info) and BENCH_CPU_PROF=<dir>
  *   (a V8 CPU profile per worker process).
  */
@@ -55,10 +57,14 @@ import {
   sized,
   sleep,
   startPostgres,
+  withClient,
 } from './lib.ts';
 
 const QUEUE = 'bench-throughput';
 const JOBS = Number(process.env.BENCH_JOBS ?? sized(5_000, 20_000));
+/** Untimed jobs each worker process works first, on a queue of its own (BENCH_WARMUP=0: none). */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? sized(1_000, 5_000));
+const warmupQueue = (instance: number) => `${QUEUE}-warmup-${instance}`;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? sized(1, 3));
 type Settings = { batchSize: number; localConcurrency: number };
 const SETTINGS: Settings[] = (process.env.BENCH_SETTINGS ?? sized('100x2,500x2', '100x2,100x4,500x2,500x4,1000x4'))
@@ -79,8 +85,8 @@ const LABELS: Record<Variant, string> = {
 };
 
 /** The job under test, as our registry sees it; (a) and (b) use the same queue options. */
-const noopJob = ({ batchSize, localConcurrency }: Settings): JobDefinition => ({
-  name: QUEUE,
+const noopJob = ({ batchSize, localConcurrency }: Settings, name = QUEUE): JobDefinition => ({
+  name,
   description: 'benchmark no-op',
   defaultCron: NEVER_CRON,
   queue: { policy: 'standard' },
@@ -95,7 +101,7 @@ const workOptions = ({ batchSize, localConcurrency }: Settings) =>
 type ChildReport = { firstHandlerAt: number; rssPeak: number; cpuMs: number };
 
 if (process.argv[2] === '--child') {
-  await child(process.argv[3] as Variant, process.argv[4]!, JSON.parse(process.argv[5]!) as Settings);
+  await child(process.argv[3] as Variant, process.argv[4]!, JSON.parse(process.argv[5]!) as Settings, Number(process.argv[6]));
 } else {
   await main(parent);
 }
@@ -110,10 +116,14 @@ async function parent(): Promise<void> {
   const measureRounds = async (settings: Settings, instances: number) => {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const variant of VARIANTS) {
-        const url = await postgres.createDatabase(`bench_tp_${++database}`);
+        const name = `bench_tp_${++database}`;
+        const url = await postgres.createDatabase(name);
         note(`${label(settings)}, ${instances} instance(s), round ${round}/${ROUNDS}: ${variant}, ${JOBS} jobs`);
         samples.push({ variant, settings, instances, ...(await measure(variant, instances, url, pgDir, settings)) });
         note(`  → ${fmt(samples.at(-1)!.runsPerSecond, 0)} runs/s`);
+        // Gone before the next measurement, so PostgreSQL's after-work on it (autovacuum) is not
+        // charged to whichever variant comes next.
+        await withClient(postgres.adminUrl, (client) => client.query(`drop database ${client.escapeIdentifier(name)} with (force)`));
       }
     }
   };
@@ -148,7 +158,7 @@ async function parent(): Promise<void> {
 
   console.log('### B1. Run throughput: no-op runs completed per second (and B6: 1–3 instances)\n');
   console.log(
-    `${machineLine()} · ${JOBS} jobs per measurement, inserted in one statement once every worker process is up · burstWhenBatchFull, queue policy standard + notify · median of ${ROUNDS} round(s), variants alternating, fresh database each\n`,
+    `${machineLine()} · ${JOBS} jobs per measurement, inserted in one statement once every worker process is up and has worked ${WARMUP} untimed warm-up jobs · burstWhenBatchFull, queue policy standard + notify · median of ${ROUNDS} round(s), variants alternating, fresh database each\n`,
   );
   console.log('Worker settings (batchSize × localConcurrency), one instance:\n');
   console.log(markdownTable(headers('settings'), SETTINGS.flatMap((settings) => VARIANTS.map((variant) => row(settings, 1, variant, label(settings))))));
@@ -175,16 +185,30 @@ async function measure(variant: Variant, instances: number, url: string, pgDir: 
   // The queue as ours creates it (its dead-letter queue included), for every variant.
   const boss = createBoss({ url, logger: quietLogger(), schedule: false, cronWorkerIntervalSeconds: 1, cronMonitorIntervalSeconds: 1, useListenNotify: false });
   await boss.start();
-  const registry = createRegistry([noopJob(settings)]);
+  const registry = createRegistry([noopJob(settings), ...Array.from({ length: instances }, (_, i) => noopJob(settings, warmupQueue(i)))]);
   await ensureQueues(boss, registry);
   await pool.query(`insert into job_schedule (job_name, cron_expression, is_active, timezone) values ($1, $2, false, 'UTC') on conflict do nothing`, [QUEUE, NEVER_CRON]);
 
   // Every worker process is started and idle before there is work, so no instance's start-up (a
-  // second of module loading on these 2 cores) runs inside another's measurement. Then one insert
-  // makes every job ready at once, and its NOTIFY wakes every worker.
-  const children = Array.from({ length: instances }, () => startChild(variant, url, settings));
+  // second of module loading on these 2 cores) runs inside another's measurement. Each then works
+  // WARMUP untimed jobs of its own, so the timed ones meet warm code (JIT) and full connection pools,
+  // as in a service that has been up a while. Then one insert makes every timed job ready at once,
+  // and its NOTIFY wakes every worker.
+  const children = Array.from({ length: instances }, (_, i) => startChild(variant, url, settings, i));
   const reports = children.map((c) => c.report);
   await Promise.all(children.map((c) => c.ready));
+  if (WARMUP > 0) {
+    for (let i = 0; i < instances; i++) await boss.insert(warmupQueue(i), Array.from({ length: WARMUP }, () => ({ data: { trigger: 'manual' } })));
+    const warmupLeft = async () =>
+      (await pool.query<{ left: boolean }>(`select exists (select 1 from pgboss.job where name like $1 and state < 'completed') as left`, [`${QUEUE}-warmup-%`])).rows[0]!.left;
+    const deadline = Date.now() + 300_000;
+    while (await warmupLeft()) {
+      if (Date.now() > deadline) throw new Error(`${variant}: the warm-up jobs did not complete within 5 min`);
+      await sleep(50);
+    }
+  }
+  // Dirty pages left by earlier work are written now, not by a checkpoint during the measurement.
+  await pool.query('checkpoint');
   await boss.insert(QUEUE, Array.from({ length: JOBS }, () => ({ data: { trigger: 'manual' } })));
   await boss.stop({ graceful: false });
   // Two index probes, cheap however many jobs there are: the poll must not load PostgreSQL itself.
@@ -228,8 +252,8 @@ async function measure(variant: Variant, instances: number, url: string, pgDir: 
 }
 
 /** A worker process; `ready` resolves when it has started and waits for work. */
-function startChild(variant: Variant, url: string, settings: Settings): { process: ChildProcess; ready: Promise<void>; report: Promise<ChildReport> } {
-  const proc = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-interval', '250', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), fileURLToPath(import.meta.url), '--child', variant, url, JSON.stringify(settings)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+function startChild(variant: Variant, url: string, settings: Settings, instance: number): { process: ChildProcess; ready: Promise<void>; report: Promise<ChildReport> } {
+  const proc = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-interval', '250', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), fileURLToPath(import.meta.url), '--child', variant, url, JSON.stringify(settings), String(instance)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   onCleanup(() => {
     if (proc.exitCode === null) proc.kill('SIGKILL');
   });
@@ -259,8 +283,11 @@ function startChild(variant: Variant, url: string, settings: Settings): { proces
   return { process: proc, ready, report };
 }
 
-/** One worker process: starts its worker, says `ready`, notes its first handler call, stops on SIGTERM. */
-async function child(variant: Variant, url: string, settings: Settings): Promise<void> {
+/**
+ * One worker process: works the timed queue and its own warm-up queue with the same handler code,
+ * says `ready`, notes its first timed handler call, stops on SIGTERM.
+ */
+async function child(variant: Variant, url: string, settings: Settings, instance: number): Promise<void> {
   let firstHandlerAt = 0;
   let cpuAtStart: NodeJS.CpuUsage | undefined;
   const started = () => {
@@ -290,27 +317,30 @@ async function child(variant: Variant, url: string, settings: Settings): Promise
     if (variant === 'ours') {
       const env = parseEnv({ DATABASE_URL: url, PORT: '0', SCHEDULER_TIMEZONE: 'UTC', LOG_LEVEL: 'info' });
       const job: JobDefinition = { ...noopJob(settings), handler: async () => (started(), NOOP_OUTCOME) };
-      const service = await startService(env, quietLogger(process.env.BENCH_LOG_LEVEL ?? 'info'), createRegistry([job]));
+      const registry = createRegistry([job, noopJob(settings, warmupQueue(instance))]);
+      const service = await startService(env, quietLogger(process.env.BENCH_LOG_LEVEL ?? 'info'), registry);
       stop = service.stop;
     } else {
       // pg-boss as src/boss/client.ts configures it (LISTEN/NOTIFY on), without cron.
       const boss = new PgBoss({ connectionString: url, max: 10, schedule: false, useListenNotify: true, superviseIntervalSeconds: 10, monitorIntervalSeconds: 10 });
       boss.on('error', (error) => note(`pg-boss error: ${error.message}`));
       await boss.start();
-      if (variant === 'raw') {
-        await boss.work(QUEUE, workOptions(settings), async () => {
-          started();
-        });
-      } else {
-        await boss.work(QUEUE, { ...workOptions(settings), transactional: true }, async (jobs: JobWithMetadata<unknown>[], tx) => {
-          started();
-          await tx.executeSql(
-            `insert into job_logs (job_name, status, ended_at, metadata)
-             select $1, 'COMPLETED', now(), jsonb_build_object('job_id', id, 'trigger', 'manual', 'attempt', 1) from unnest($2::text[]) as id`,
-            [QUEUE, jobs.map((j) => j.id)],
-          );
-          await tx.executeSql(`update job_schedule set last_run_at = now() where job_name = $1`, [QUEUE]);
-        });
+      for (const [queue, onStart] of [[QUEUE, started], [warmupQueue(instance), () => {}]] as const) {
+        if (variant === 'raw') {
+          await boss.work(queue, workOptions(settings), async () => {
+            onStart();
+          });
+        } else {
+          await boss.work(queue, { ...workOptions(settings), transactional: true }, async (jobs: JobWithMetadata<unknown>[], tx) => {
+            onStart();
+            await tx.executeSql(
+              `insert into job_logs (job_name, status, ended_at, metadata)
+               select $1, 'COMPLETED', now(), jsonb_build_object('job_id', id, 'trigger', 'manual', 'attempt', 1) from unnest($2::text[]) as id`,
+              [queue, jobs.map((j) => j.id)],
+            );
+            await tx.executeSql(`update job_schedule set last_run_at = now() where job_name = $1`, [queue]);
+          });
+        }
       }
       stop = () => boss.stop({ graceful: true, timeout: 5_000 });
     }
