@@ -117,6 +117,7 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
     const signal = run.signal;
     let endWait!: (reason: unknown) => void;
     const aborted = new Promise<never>((_, reject) => (endWait = reject));
+    aborted.catch(() => {}); // read by the race below; never an unhandled rejection if the handler throws first
     const abort = (reason: unknown) => {
       run.abort(reason);
       endWait(reason);
