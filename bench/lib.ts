@@ -3,7 +3,7 @@
  * even on failure or Ctrl-C, a quiet logger, a no-op job, small statistics and markdown tables.
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -284,7 +284,6 @@ export const sized = <T>(quick: T, full: T): T => (QUICK ? quick : full);
 
 /** Resident set size of a process in bytes, from /proc (Linux); NaN when it is gone. */
 export async function rssOf(pid: number): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
   return kb ? Number(kb) * 1024 : Number.NaN;
@@ -295,7 +294,6 @@ export async function rssOf(pid: number): Promise<number> {
  * backends are accounted to it), plus every live child's. Linux /proc, 10 ms resolution.
  */
 export async function postgresCpuUs(pgDir: string): Promise<number> {
-  const { readFile, readdir } = await import('node:fs/promises');
   const postmaster = Number((await readFile(join(pgDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
   const ticksPerSecond = 100; // USER_HZ
   // Fields after the ")" of the command name: [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime.
@@ -313,7 +311,6 @@ export async function postgresCpuUs(pgDir: string): Promise<number> {
 
 /** The whole machine's CPU time so far (/proc/stat, all cores): busy and total, in ticks. */
 export async function machineCpuTicks(): Promise<{ busy: number; total: number }> {
-  const { readFile } = await import('node:fs/promises');
   // cpu  user nice system idle iowait irq softirq steal …
   const fields = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
   const total = fields.reduce((sum, n) => sum + n, 0);

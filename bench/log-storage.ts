@@ -17,7 +17,7 @@ import type { JobWithMetadata } from 'pg-boss';
 import { createRunner } from '../src/boss/runner.ts';
 import { createDb } from '../src/db/client.ts';
 import { runMigrations } from '../src/db/migrate.ts';
-import { fmt, machineLine, main, markdownTable, noopJob, note, onCleanup, postgresCpuUs, quietLogger, sized, startPostgres } from './lib.ts';
+import { fmt, machineLine, main, markdownTable, noopJob, note, onCleanup, postgresCpuUs, quietLogger, sized, sleep, startPostgres } from './lib.ts';
 
 const BATCH = 500;
 const BATCHED_RUNS = sized(10_000, 40_000);
@@ -88,7 +88,7 @@ async function measure(url: string, pgDir: string, fillfactor: number): Promise<
     const runnerCpu = process.cpuUsage(runnerCpuBefore);
     const pgCpuUs = (await postgresCpuUs(pgDir)) - cpuBefore;
     // The statistics collector may lag a moment behind the last statement.
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await sleep(1_100);
     const after = await stats();
     return {
       hot: (after.hot - before.hot) / (after.updates - before.updates),
