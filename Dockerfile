@@ -1,5 +1,7 @@
 # Single-container deploy: the service and, unless DATABASE_URL is set, its embedded PostgreSQL.
-FROM node:22-slim
+# Pinned: Node >= 22.18 runs the TypeScript sources (type stripping), and this is the Node the
+# repository's `node` devDependency installs, which runs the tests (test/container.test.ts).
+FROM node:22.23.3-bookworm-slim
 
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \

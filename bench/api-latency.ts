@@ -157,6 +157,8 @@ await main(async () => {
     LOG_LEVEL: 'warn',
     LOG_FORMAT: 'json',
     SCHEDULER_TIMEZONE: 'UTC',
+    // The seeded history goes back 360 days: an hourly retention pass must not delete it mid-run.
+    JOB_LOGS_RETENTION_DAYS: '0',
   }, base);
 
   const client = new pg.Client({ connectionString: databaseUrl, application_name: 'bench-api-latency' });

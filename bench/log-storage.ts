@@ -61,6 +61,9 @@ async function measure(url: string, pgDir: string, fillfactor: number): Promise<
   const logger = quietLogger('warn');
   const runner = createRunner({
     db: database.db,
+    // The benchmark's runs never fail, so the queue is never read.
+    boss: { findJobs: async () => [] },
+    worker: 'bench',
     llm: { model: 'none', session: () => { throw new Error('the benchmark job makes no LLM call'); } },
     logger,
     settings: { extractBatchSize: 1, llmConcurrency: 1, dropsBatchSize: 1 },

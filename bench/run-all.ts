@@ -23,6 +23,7 @@ const FIGURES: Record<string, string[]> = {
   b4: ['bench/pipeline-throughput.ts'],
   b6: ['bench/pipeline-throughput.ts', '--instances'], // B6 for the AI pipeline
   b7: ['bench/manual-run-latency.ts'],
+  retention: ['bench/retention.ts'], // job_logs retention: /status p99 while 1 M old rows are deleted
 };
 
 const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));

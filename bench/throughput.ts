@@ -183,7 +183,7 @@ async function measure(variant: Variant, instances: number, url: string, pgDir: 
   onCleanup(() => pool.end().catch(() => {}));
   await runMigrations(pool);
   // The queue as ours creates it (its dead-letter queue included), for every variant.
-  const boss = createBoss({ url, logger: quietLogger(), schedule: false, cronWorkerIntervalSeconds: 1, cronMonitorIntervalSeconds: 1, useListenNotify: false });
+  const boss = createBoss({ url, logger: quietLogger(), schedule: false, cronWorkerIntervalSeconds: 1, cronMonitorIntervalSeconds: 1, useListenNotify: false, instanceName: 'bench-throughput' });
   await boss.start();
   const registry = createRegistry([noopJob(settings), ...Array.from({ length: instances }, (_, i) => noopJob(settings, warmupQueue(i)))]);
   await ensureQueues(boss, registry);

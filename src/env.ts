@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { ConfigurationError } from './errors.ts';
 
 /** Every environment variable the service reads. The only module that looks at process.env. */
 
@@ -64,6 +65,17 @@ export const EnvSchema = z
     ROLE: z.enum(['all', 'api', 'worker'], { error: 'must be all, api or worker' }).default('all'),
     /** How long startup keeps retrying an unreachable database before giving up. */
     DB_STARTUP_TIMEOUT_SECONDS: seconds(60, 1, 3600),
+    /**
+     * Most connections the service's own pool (our tables, HTTP routes, runs) opens. Idle ones close
+     * after 10 s. 2 at least: a run's transaction and the reaper or a request must not wait on each other.
+     */
+    DB_POOL_MAX: int(10, 2, 1000),
+    /**
+     * Most connections pg-boss's pool opens (fetches, heartbeats, cron, maintenance); its LISTEN
+     * connection (ROLE all/worker with USE_LISTEN_NOTIFY) is one more. 2 at least: a worker's fetch
+     * must not queue behind a maintenance pass.
+     */
+    PGBOSS_POOL_MAX: int(10, 2, 1000),
     SCHEDULER_TIMEZONE: timeZone.optional(),
     TZ: timeZone.optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -78,6 +90,8 @@ export const EnvSchema = z
     SCHEDULE_SYNC_SECONDS: seconds(2, 1, 300),
     /** How long a graceful stop waits for running jobs. */
     SHUTDOWN_TIMEOUT_SECONDS: seconds(30, 1, 3600),
+    /** job_logs rows older than this are deleted (ROLE all/worker, at start and hourly); 0 keeps them all. */
+    JOB_LOGS_RETENTION_DAYS: int(90, 0, 36_500),
     EXTRACT_BATCH_SIZE: int(10, 1, 1000),
     /** LLM calls in flight at once within one run (items of extract-blueprints, topics of generate-drops). */
     LLM_CONCURRENCY: int(4, 1, 64),
@@ -103,7 +117,7 @@ export const EnvSchema = z
 
 export type Env = z.infer<typeof EnvSchema>;
 
-export class EnvError extends Error {}
+export class EnvError extends ConfigurationError {}
 
 /** Parses the environment; the error names each bad variable. */
 export function parseEnv(source: Record<string, string | undefined> = process.env): Env {
@@ -112,5 +126,6 @@ export function parseEnv(source: Record<string, string | undefined> = process.en
   const result = EnvSchema.safeParse(cleaned);
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => `  ${issue.path.join('.') || 'env'}: ${issue.message}`);
-  throw new EnvError(`Invalid configuration:\n${lines.join('\n')}`);
+  const variables = [...new Set(result.error.issues.map((issue) => String(issue.path[0] ?? 'env')))];
+  throw new EnvError(`Invalid configuration:\n${lines.join('\n')}`, variables);
 }

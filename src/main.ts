@@ -1,4 +1,5 @@
-import { EnvError, parseEnv } from './env.ts';
+import { parseEnv } from './env.ts';
+import { CONFIGURATION_EXIT_CODE, ConfigurationError } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { startService, type Service } from './service.ts';
 
@@ -8,9 +9,9 @@ async function main(): Promise<void> {
   try {
     env = parseEnv();
   } catch (error) {
-    if (!(error instanceof EnvError)) throw error;
+    if (!(error instanceof ConfigurationError)) throw error;
     console.error(error.message);
-    process.exit(2);
+    process.exit(CONFIGURATION_EXIT_CODE);
   }
   const logger = createLogger(env.LOG_LEVEL, undefined, env.LOG_FORMAT);
 
@@ -30,12 +31,17 @@ async function main(): Promise<void> {
       },
     );
   };
+  let stopRequestedAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopRequested) {
+      // Under `npm start` one Ctrl-C arrives twice: from the terminal (to the whole process group)
+      // and forwarded by npm. Only a later repeat is someone insisting.
+      if (Date.now() - stopRequestedAt < 1_000) return;
       logger.warn(`${signal} again: exiting now`);
       process.exit(1);
     }
     stopRequested = signal;
+    stopRequestedAt = Date.now();
     if (service) stop(signal);
   };
   process.on('SIGTERM', onSignal);
@@ -44,6 +50,11 @@ async function main(): Promise<void> {
   try {
     service = await startService(env, logger);
   } catch (error) {
+    // A setting that cannot work is the operator's to fix: its message, no stack trace, exit 2.
+    if (error instanceof ConfigurationError) {
+      logger.fatal({ variables: error.variables }, `startup failed: ${error.message}`);
+      process.exit(CONFIGURATION_EXIT_CODE);
+    }
     logger.fatal({ err: error }, `startup failed: ${(error as Error).message}`);
     process.exit(1);
   }

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { PgBoss } from 'pg-boss';
-import { createBoss, ensureQueues, wakeCronSenderOnNotify } from './boss/client.ts';
+import { createBoss, ensureQueues, instanceNameOf, wakeCronSenderOnNotify } from './boss/client.ts';
 import { createReaper } from './boss/reaper.ts';
 import { createRegistry, type Registry } from './boss/registry.ts';
 import { createRunner, type Runner } from './boss/runner.ts';
@@ -10,6 +10,8 @@ import { reconcileSchedules, seedSchedules, type SchedulesDeps } from './boss/sc
 import { registerWorkers } from './boss/workers.ts';
 import pg from 'pg';
 import { createDb, type Database, type Db } from './db/client.ts';
+import { createLogRetention } from './db/log-retention.ts';
+import { requireListenNotify } from './db/listen-notify.ts';
 import { openDatabase } from './db/open.ts';
 import { runMigrations } from './db/migrate.ts';
 import type { Env } from './env.ts';
@@ -30,11 +32,14 @@ export type Service = {
 };
 
 const REAPER_INTERVAL_MS = 15_000;
+/** job_logs retention passes: at start, then hourly, so each pass has about an hour's worth to delete. */
+const LOG_RETENTION_INTERVAL_MS = 3_600_000;
 
 /** The runner every run goes through, configured from the environment (service and CLI alike). */
-export function createJobRunner(env: Env, db: Db, logger: Logger): Runner {
+export function createJobRunner(env: Env, db: Db, boss: PgBoss, logger: Logger): Runner {
   return createRunner({
     db,
+    boss,
     llm: createLlm({
       apiKey: env.OPENAI_API_KEY,
       baseURL: env.OPENAI_BASE_URL,
@@ -69,8 +74,13 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     releasers.push(() => opened.stop());
     logger.info({ database: maskUrl(opened.url) }, `database: ${maskUrl(opened.url)}${opened.embedded ? ' (embedded)' : ''}`);
     await waitForDatabase(opened.url, env.DB_STARTUP_TIMEOUT_SECONDS * 1000, logger);
+    // Only workers listen (an API-only instance's sends notify all the same), which saves it a connection.
+    const listens = works && env.USE_LISTEN_NOTIFY;
+    // Before anything is opened for good: notifications that never arrive (a transaction-pooling
+    // PgBouncer) would leave workers on pg-boss's 30 s fallback poll without a word.
+    if (listens) await requireListenNotify(opened.url, logger);
 
-    const database = createDb(opened.url, { onError: (error) => logger.warn({ err: error }, 'idle database connection lost') });
+    const database = createDb(opened.url, { max: env.DB_POOL_MAX, onError: (error) => logger.warn({ err: error }, 'idle database connection lost') });
     releasers.push(() => database.close());
     await runMigrations(database.pool);
 
@@ -80,11 +90,13 @@ export async function startService(env: Env, logger: Logger, registry = createRe
       schedule: works,
       cronWorkerIntervalSeconds: env.CRON_WORKER_INTERVAL_SECONDS,
       cronMonitorIntervalSeconds: env.CRON_MONITOR_INTERVAL_SECONDS,
-      useListenNotify: env.USE_LISTEN_NOTIFY,
+      useListenNotify: listens,
+      poolMax: env.PGBOSS_POOL_MAX,
+      instanceName: instanceNameOf(env.ROLE),
     });
     await boss.start();
     if (works && env.USE_LISTEN_NOTIFY) await wakeCronSenderOnNotify(boss);
-    const runner = createJobRunner(env, database.db, logger);
+    const runner = createJobRunner(env, database.db, boss, logger);
     releasers.push(async () => {
       // pg-boss waits for running handlers up to the timeout, then fails them (they are retried).
       await boss.stop({ graceful: true, timeout: env.SHUTDOWN_TIMEOUT_SECONDS * 1000 });
@@ -96,8 +108,14 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     await seedSchedules(schedulesDeps);
     const { rows } = await reconcileSchedules(schedulesDeps);
     const active = rows.filter((row) => row.is_active && registry.has(row.job_name));
-    logger.info(`found ${active.length} scheduled jobs`);
-    for (const row of active) logger.info({ job: row.job_name, cron: row.cron_expression, tz: row.timezone }, `scheduling job ${row.job_name} with cron ${row.cron_expression} (${row.timezone})`);
+    if (works) {
+      logger.info(`found ${active.length} scheduled jobs`);
+      for (const row of active) logger.info({ job: row.job_name, cron: row.cron_expression, tz: row.timezone }, `scheduling job ${row.job_name} with cron ${row.cron_expression} (${row.timezone})`);
+      warnAboutMissingKey(env, registry, logger);
+    } else {
+      // An API-only instance schedules nothing itself: worker instances run the schedules.
+      logger.info(`${active.length} active schedules, run by worker instances (ROLE=${env.ROLE} runs no jobs)`);
+    }
 
     if (works) {
       const reaper = createReaper({ db: database.db, boss, logger });
@@ -108,6 +126,15 @@ export async function startService(env: Env, logger: Logger, registry = createRe
         if (scheduled.length || unscheduled.length) logger.info({ scheduled, unscheduled }, 'job_schedule edited outside the API: pg-boss updated');
       }));
       releasers.push(every(REAPER_INTERVAL_MS, logger, 'reaper', () => reaper.reap()));
+      if (env.JOB_LOGS_RETENTION_DAYS > 0) {
+        const retention = createLogRetention({ db: database.db, logger, retentionDays: env.JOB_LOGS_RETENTION_DAYS });
+        // Not awaited at start: a large backlog takes minutes, a batch at a time.
+        releasers.push(every(LOG_RETENTION_INTERVAL_MS, logger, 'job_logs retention', () => retention.run(), { immediately: true }));
+        // Released first (reverse order), so a long pass ends between batches instead of holding up the stop.
+        releasers.push(() => retention.stop());
+      } else {
+        logger.info('JOB_LOGS_RETENTION_DAYS=0: job_logs rows are kept forever');
+      }
     }
 
     const app = createApp({
@@ -134,6 +161,14 @@ export async function startService(env: Env, logger: Logger, registry = createRe
   }
 }
 
+/** Said once at startup rather than discovered at the first run, hours later. */
+function warnAboutMissingKey(env: Env, registry: Registry, logger: Logger): void {
+  if (env.OPENAI_API_KEY) return;
+  const jobs = [...registry.values()].filter((job) => job.usesLlm).map((job) => job.name);
+  if (jobs.length === 0) return;
+  logger.warn({ jobs }, `OPENAI_API_KEY is not set: every run of ${jobs.join(', ')} will fail (not retried) until it is set`);
+}
+
 /** Retries the first connection with backoff, so a database that is still starting is waited for. */
 async function waitForDatabase(url: string, timeoutMs: number, logger: Logger): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -158,12 +193,14 @@ async function waitForDatabase(url: string, timeoutMs: number, logger: Logger): 
 }
 
 /** Runs `task` every `ms` without overlapping itself; returns the releaser. Errors are logged, never thrown. */
-function every(ms: number, logger: Logger, name: string, task: () => Promise<unknown>): () => Promise<void> {
+function every(ms: number, logger: Logger, name: string, task: () => Promise<unknown>, { immediately = false } = {}): () => Promise<void> {
   let running: Promise<unknown> = Promise.resolve();
-  const timer = setInterval(() => {
+  const tick = () => {
     running = running.then(task).catch((error) => logger.error({ err: error }, `${name} failed`));
-  }, ms);
+  };
+  const timer = setInterval(tick, ms);
   timer.unref();
+  if (immediately) tick();
   return async () => {
     clearInterval(timer);
     await running;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deadLetterQueueOf } from '../src/boss/job.ts';
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from './support/fake-openai.ts';
 import type { Json } from './support/http.ts';
 import { gaps, script, startDroppingProxy, subjectOf, type DroppingProxy } from './support/llm-faults.ts';
@@ -9,7 +10,7 @@ import { eventually, startTestService, type TestService } from './support/servic
 /**
  * LLM failures, injected through the fake OpenAI server: transient errors are retried per call
  * (bounded, with backoff, Retry-After capped), bad output is asked for once more, and a rejected
- * key or unknown model still fails the whole run.
+ * key or unknown model fails the whole run once, without retries.
  */
 
 /** Item <key> gets topics <key>-1 and <key>-2. */
@@ -323,7 +324,7 @@ describe('bad LLM output: at most one re-ask', () => {
   });
 });
 
-describe('a rejected key or an unknown model still fails the run, whatever the retries', () => {
+describe('a rejected key or an unknown model fails the run once, whatever the retries: configuration is not retried', () => {
   let t: TestService;
   beforeAll(async () => {
     t = await startTestService({ OPENAI_MAX_RETRIES: '2', LLM_CONCURRENCY: '1' });
@@ -331,10 +332,10 @@ describe('a rejected key or an unknown model still fails the run, whatever the r
   afterAll(() => t?.stop());
 
   it.each([
-    [401, /OpenAI rejected the API key \(401\)/],
-    [403, /OpenAI rejected the API key \(403\)/],
-    [404, /model or endpoint not found \(404\)/],
-  ])('%i: run FAILED after one request, items back to PENDING', async (status, message) => {
+    [401, /rejected the API key \(401\): check OPENAI_API_KEY/, ['OPENAI_API_KEY', 'OPENAI_BASE_URL']],
+    [403, /rejected the API key \(403\): check OPENAI_API_KEY/, ['OPENAI_API_KEY', 'OPENAI_BASE_URL']],
+    [404, /model "gpt-4o-mini" or endpoint not found \(404\): check OPENAI_MODEL and OPENAI_BASE_URL/, ['OPENAI_MODEL', 'OPENAI_BASE_URL']],
+  ])('%i: run FAILED after one request, not retried, dead-lettered, items back to PENDING', async (status, message, variables) => {
     const { rows } = await query(t, `select id from harvest_items where status = 'PENDING'`);
     const ids: number[] = rows.length ? rows.map((r) => r.id) : Object.values(await createItems(t, ['j1', 'j2', 'j3'])).map((i) => i.id);
     t.llm.respond(() => ({ status }));
@@ -355,8 +356,10 @@ describe('a rejected key or an unknown model still fails the run, whatever the r
     }, { timeoutMs: 5_000 });
     expect((await query(t, 'select count(*)::int as n from exam_blueprints')).rows[0].n).toBe(0);
 
-    // pg-boss keeps the failed run for a retry in 30 s; cancel it so the next case can run now.
-    await eventually(async () => (await t.service.boss.findJobs('extract-blueprints', { id: jobId }))[0]?.state === 'retry');
-    await t.service.boss.cancel('extract-blueprints', jobId);
+    // No retry can fix a setting: the log says so, and pg-boss fails the job for good at once.
+    expect(log.metadata).toMatchObject({ will_retry: false, dead_lettered: true, configuration_error: { variables } });
+    await eventually(async () => (await t.service.boss.findJobs('extract-blueprints', { id: jobId }))[0]?.state === 'failed');
+    const letters = await t.service.boss.findJobs(deadLetterQueueOf('extract-blueprints'));
+    expect(letters.filter((l) => l.sourceId === jobId)).toHaveLength(1);
   });
 });

@@ -145,8 +145,11 @@ describe('several instances on one database', () => {
       expect(blueprints).toEqual(Object.values(items).sort((a, b) => a - b).map((id) => ({ harvest_item_id: id, n: 1 })));
       expect(requestsPerItem(llm.requests)).toEqual({ a1: 2, a2: 1, b1: 1, b2: 1 });
 
-      // ROLE=api never runs a job.
+      // ROLE=api never runs a job, and does not claim to schedule any.
       expect(api.logs().some((l) => typeof l.msg === 'string' && l.msg.startsWith('starting job'))).toBe(false);
+      expect(api.logs().some((l) => /scheduling job|found \d+ scheduled jobs/.test(String(l.msg)))).toBe(false);
+      expect(api.logs().some((l) => /^2 active schedules, run by worker instances/.test(String(l.msg)))).toBe(true);
+      expect(worker.logs().some((l) => /^scheduling job extract-blueprints with cron/.test(String(l.msg)))).toBe(true);
       expect(api.logs().find((l) => /job scheduler ready/.test(l.msg))?.role).toBe('api');
     } finally {
       await procs.killAll();

@@ -31,6 +31,17 @@ describe('configuration and startup (real process)', () => {
     expect(result.stderr).toMatch(/SCHEDULER_TIMEZONE: "Mars\/Olympus" is not an IANA time zone/);
   });
 
+  it('a time budget that cannot fit exits 2 with a message naming the variables, no stack trace (service and CLI)', async () => {
+    for (const script of [['src/main.ts'], ['src/cli/run-job.ts', 'extract-blueprints']]) {
+      const result = await runScript(script[0]!, script.slice(1), { OPENAI_TIMEOUT_SECONDS: '600', DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
+      const output = result.stdout + result.stderr;
+      expect(result.code, output).toBe(2);
+      expect(output).toMatch(/one LLM call may take up to 1860 s .*lower OPENAI_TIMEOUT_SECONDS, OPENAI_MAX_RETRIES or OPENAI_RETRY_AFTER_MAX_SECONDS/);
+      expect(output).not.toMatch(/^\s+at /m);
+      expect(output).not.toContain('"stack"');
+    }
+  });
+
   it('logs what the scheduler does at startup, masks the password, and exits 0 on SIGTERM', async () => {
     const db = await createTestDatabase();
     try {
@@ -80,17 +91,38 @@ describe('CLI runs (npm run job:*)', () => {
     expect(rows[0].metadata.trigger).toBe('cli');
   });
 
-  it('exits 1 when the run FAILED (no API key) and leaves the item PENDING', async () => {
+  it('exits 2 when the run FAILED on a setting (no API key), says what to set, and leaves the item PENDING', async () => {
     await addPendingItem(db.url);
     const result = await runScript('src/cli/run-job.ts', ['extract-blueprints'], { DATABASE_URL: db.url });
-    expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/^extract-blueprints FAILED: OPENAI_API_KEY is not set/);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toMatch(/^extract-blueprints FAILED: OPENAI_API_KEY is not set: set it in the environment/);
+    expect(result.stdout).toMatch(/, run here\)$/m);
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
     const { rows } = await client.query(`select status from harvest_items order by id desc limit 1`);
     await client.end();
     expect(rows[0].status).toBe('PENDING');
   });
+
+  it('with a service running, says the service runs it with its own settings, and it does (the shell has no key)', async () => {
+    await addPendingItem(db.url);
+    const service = await startServiceProcess({ DATABASE_URL: db.url, PORT: String(await freePort()), OPENAI_API_KEY: 'sk-service-key-0123456789', OPENAI_BASE_URL: llm.url });
+    try {
+      const servicePid = service.child.pid;
+      const requestsBefore = llm.requests.length;
+      const result = await runScript('src/cli/run-job.ts', ['extract-blueprints'], { DATABASE_URL: db.url, OPENAI_API_KEY: '' });
+      expect(result.code, result.stdout + result.stderr).toBe(0);
+      expect(result.stderr).toMatch(new RegExp(`a running service will run this \\(memodrops-scheduler/all on [^ ]+ \\(pid ${servicePid}\\)\\); its batch size, model and API key apply, not this shell's`));
+      expect(result.stdout).toMatch(new RegExp(`^extract-blueprints COMPLETED — \\d+ succeeded, 0 failed .*, run by [^ ]+:${servicePid}\\)$`, 'm'));
+      // The model was called, with the service's key.
+      const keys = llm.requests.slice(requestsBefore).map((r) => r.headers.authorization);
+      expect(keys.length).toBeGreaterThan(0);
+      expect(new Set(keys)).toEqual(new Set(['Bearer sk-service-key-0123456789']));
+    } finally {
+      service.child.kill('SIGTERM');
+      expect(await service.exited).toBe(0);
+    }
+  }, 120_000);
 
   it('exits 2 with usage for an unknown job', async () => {
     const result = await runScript('src/cli/run-job.ts', ['drop-tables'], { DATABASE_URL: db.url });

@@ -12,14 +12,25 @@ export type BossOptions = {
   cronMonitorIntervalSeconds: number;
   useListenNotify: boolean;
   applicationName?: string;
+  /** Most connections of pg-boss's pool (PGBOSS_POOL_MAX); its LISTEN connection is not one of them. */
+  poolMax?: number;
+  /** This process's name in pg-boss's instance registry (see instanceNameOf). */
+  instanceName: string;
 };
+
+/** Registry names: the CLI reads them to tell whether a running service will take its run. */
+export const instanceNameOf = (role: 'all' | 'api' | 'worker' | 'cli') => `memodrops-scheduler/${role}`;
+export const WORKING_INSTANCE_NAMES: ReadonlySet<string> = new Set([instanceNameOf('all'), instanceNameOf('worker')]);
 
 /** A pg-boss instance tuned for prompt cron: pg-boss's defaults start a scheduled job up to ~37 s late. */
 export function createBoss(options: BossOptions): PgBoss {
   const boss = new PgBoss({
     connectionString: options.url,
     application_name: options.applicationName ?? 'memodrops-scheduler:pg-boss',
-    max: 10,
+    instanceName: options.instanceName,
+    // A crashed instance reads as gone after three missed beats: 30 s instead of 90.
+    instanceHeartbeatSeconds: 10,
+    max: options.poolMax ?? 10,
     connectionTimeoutMillis: 5_000,
     schedule: options.schedule,
     cronWorkerIntervalSeconds: options.cronWorkerIntervalSeconds,
@@ -29,6 +40,15 @@ export function createBoss(options: BossOptions): PgBoss {
     // monitor pass that fails them runs at the longer of these two intervals.
     superviseIntervalSeconds: 10,
     monitorIntervalSeconds: 10,
+    // Retention (README "Data retention"), explicit rather than pg-boss's defaults. Every instance
+    // supervises; pg-boss lets one of them sweep each queue per interval. The sweep deletes jobs past
+    // their queue's deleteAfterSeconds / retentionSeconds (ensureQueues): hourly, not the default
+    // daily, so a finished job outlives its week by an hour at most.
+    supervise: true,
+    maintenanceIntervalSeconds: PG_BOSS_MAINTENANCE_INTERVAL_SECONDS,
+    // No history tables: warnings go to our log (below), queue counts are read live.
+    persistWarnings: false,
+    persistQueueStats: false,
   });
   boss.on('error', (error) => options.logger.error({ err: error }, 'pg-boss error'));
   boss.on('warning', (warning) => options.logger.warn({ warning: warning.data }, `pg-boss: ${warning.message}`));
@@ -47,8 +67,23 @@ export async function wakeCronSenderOnNotify(boss: PgBoss): Promise<void> {
   await boss.updateQueue(CRON_SEND_IT_QUEUE, { notify: true });
 }
 
-/** Dead letters wait for an operator: kept 90 days instead of pg-boss's 14. */
-const DEAD_LETTER_RETENTION_SECONDS = 90 * 24 * 3600;
+const DAY_SECONDS = 24 * 3600;
+
+/** How often pg-boss sweeps each queue for jobs past their retention (README "Data retention"). */
+export const PG_BOSS_MAINTENANCE_INTERVAL_SECONDS = 3600;
+
+/**
+ * A job's queue: pg-boss's rows are the queue's working state, job_logs is the history, so a
+ * finished (completed, failed, cancelled) job goes after a week, and a run still waiting to start
+ * after two weeks (no worker took it) is dropped. A job definition's `queue` may override both.
+ */
+export const JOB_QUEUE_RETENTION = { deleteAfterSeconds: 7 * DAY_SECONDS, retentionSeconds: 14 * DAY_SECONDS } as const;
+
+/**
+ * Dead letters wait for an operator: kept 90 days (pg-boss's default is 14) whether still waiting
+ * (`created`) or failed in place by a redrive that could not place them.
+ */
+export const DEAD_LETTER_RETENTION = { deleteAfterSeconds: 90 * DAY_SECONDS, retentionSeconds: 90 * DAY_SECONDS } as const;
 
 /**
  * Creates or updates the queue of every registered job and its dead-letter queue, so their options
@@ -57,8 +92,8 @@ const DEAD_LETTER_RETENTION_SECONDS = 90 * 24 * 3600;
 export async function ensureQueues(boss: PgBoss, registry: Registry): Promise<void> {
   for (const job of registry.values()) {
     const deadLetter = deadLetterQueueOf(job.name);
-    await ensureQueue(boss, deadLetter, { retentionSeconds: DEAD_LETTER_RETENTION_SECONDS });
-    await ensureQueue(boss, job.name, { ...job.queue, deadLetter, notify: true });
+    await ensureQueue(boss, deadLetter, { ...DEAD_LETTER_RETENTION });
+    await ensureQueue(boss, job.name, { ...JOB_QUEUE_RETENTION, ...job.queue, deadLetter, notify: true });
   }
 }
 

@@ -34,10 +34,15 @@ export type JobContext = {
   settings: JobSettings;
 };
 
+/** One item (or topic) a run could not do, and why; `item` names it, e.g. `{ harvest_item_id: 3 }`. */
+export type ItemFailure = { item: Record<string, string | number>; reason: string };
+
 /** Item-level failures are counted, not thrown: a handler throws only when it cannot do its work. */
 export type JobOutcome = {
   itemsProcessed: number;
   itemsFailed: number;
+  /** Every failed item with its reason; the log keeps a summary and the first few. */
+  failures?: ItemFailure[];
   metadata?: Record<string, unknown>;
 };
 
@@ -49,6 +54,10 @@ export type JobDefinition = {
   name: string;
   description: string;
   defaultCron: string;
+  /** What its items are called in a failure summary ("9 of 9 topics failed: …"). Default "items". */
+  itemNoun?: string;
+  /** It calls the model: without OPENAI_API_KEY every run fails, which startup warns about. */
+  usesLlm?: boolean;
   /** Queue options, set on every start (retries, expiry, heartbeat, policy). */
   queue: Omit<Queue, 'name'>;
   /**

@@ -1,14 +1,29 @@
+import { hostname } from 'node:os';
 import { sql } from 'drizzle-orm';
-import type { JobResult, JobWithMetadata } from 'pg-boss';
+import type { JobResult, JobWithMetadata, PgBoss } from 'pg-boss';
 import { z } from 'zod';
 import type { Db } from '../db/client.ts';
+import { ConfigurationError } from '../errors.ts';
 import type { Llm, LlmSession, LlmUsage } from '../llm/openai.ts';
 import type { Logger } from '../logger.ts';
 import { TRIGGERS, type JobContext, type JobDefinition, type JobOutcome, type JobSettings, type Trigger } from './job.ts';
 import { previousOccurrence } from './cron.ts';
+import { ItemsConfigurationError, listedFailures, summarizeFailures } from './failures.ts';
 import { recordRun } from './schedules.ts';
 
-export type RunnerDeps = { db: Db; llm: Llm; logger: Logger; settings: JobSettings };
+export type RunnerDeps = {
+  db: Db;
+  /** Read to tell, before a failed run is settled, what pg-boss will do with it. */
+  boss: Pick<PgBoss, 'findJobs'>;
+  llm: Llm;
+  logger: Logger;
+  settings: JobSettings;
+  /** Who runs, recorded on every run's log (a CLI run may be run by a service); default THIS_WORKER. */
+  worker?: string;
+};
+
+/** `host:pid` of this process, as run logs name their worker. */
+export const THIS_WORKER = `${hostname()}:${process.pid}`;
 
 const PayloadSchema = z
   .object({ trigger: z.enum(TRIGGERS), cron: z.string().optional(), tz: z.string().optional(), scheduled_since: z.iso.datetime().optional() })
@@ -36,6 +51,8 @@ export type Runner = {
 };
 
 type Run = { job: JobWithMetadata<unknown>; trigger: Trigger; attempt: number };
+/** What pg-boss is told about a failed run, and what its log and log line say about that. */
+type Fate = { status: JobResult['status']; note: string; output: Record<string, unknown>; metadata: Record<string, unknown> };
 /** How a run ended, ready for the closing update and for pg-boss. */
 type Ending = {
   logId: number;
@@ -47,7 +64,7 @@ type Ending = {
 };
 
 /** One wrapper for every handler: STARTED → COMPLETED | FAILED, whatever started the run. */
-export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner {
+export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WORKER }: RunnerDeps): Runner {
   const inFlight = new Set<Promise<unknown>>();
 
   async function runBatch(def: JobDefinition, jobs: JobWithMetadata<unknown>[]): Promise<JobResult[]> {
@@ -87,7 +104,7 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
 
   /** One insert for the batch's STARTED rows; committed before any handler starts, so a crash leaves them for the reaper. */
   async function openLogs(jobName: string, runs: Run[]): Promise<Map<string, number>> {
-    const metadata = runs.map(({ job, trigger, attempt }) => ({ job_id: job.id, trigger, attempt }));
+    const metadata = runs.map(({ job, trigger, attempt }) => ({ job_id: job.id, trigger, attempt, worker }));
     const { rows } = await db.execute<{ id: number; job_id: string }>(sql`
       insert into job_logs (job_name, status, metadata)
       select ${jobName}, 'STARTED', m from jsonb_array_elements(${JSON.stringify(metadata)}::jsonb) as m
@@ -141,20 +158,70 @@ export function createRunner({ db, llm, logger, settings }: RunnerDeps): Runner 
       const context: JobContext = { db, llm: trackedLlm, get logger() { return log(); }, signal, logId, settings };
       const outcome = await Promise.race([def.handler(context), aborted]);
       if (logsProgress) log()[progress]({ itemsProcessed: outcome.itemsProcessed, itemsFailed: outcome.itemsFailed }, `job ${def.name} finished: ${outcome.itemsProcessed} succeeded, ${outcome.itemsFailed} failed`);
+      // Item failures do not fail the run, but the log says what failed and why.
+      const failures = outcome.failures ?? [];
+      const error = outcome.itemsFailed > 0 ? summarizeFailures(def.itemNoun ?? 'items', outcome.itemsFailed, outcome.itemsProcessed + outcome.itemsFailed, failures) : null;
+      const listed = failures.length > 0 ? { failures: listedFailures(failures), failures_total: failures.length } : undefined;
       // No output for pg-boss: the outcome is in job_logs.
-      return { logId, status: 'COMPLETED', outcome, error: null, metadata: metadataOf(outcome.metadata), result: { id: job.id, status: 'completed' } };
+      return { logId, status: 'COMPLETED', outcome, error, metadata: metadataOf({ ...outcome.metadata, ...listed }), result: { id: job.id, status: 'completed' } };
     } catch (error) {
       const reason = signal.reason instanceof RunTimeoutError
         ? signal.reason.message
         : job.signal.aborted
           ? `interrupted: ${abortReason(job.signal.reason)}`
           : reasonOf(error, 'unknown error');
-      const willRetry = attempt <= job.retryLimit;
-      log().error({ reason, willRetry }, `job ${def.name} failed: ${reason}`);
-      return { logId, status: 'FAILED', outcome: null, error: reason, metadata: metadataOf({ will_retry: willRetry }), result: { id: job.id, status: 'failed', output: { message: reason } } };
+      const fate = await fateOf(def, job, attempt, error);
+      log().error({ reason, willRetry: fate.metadata.will_retry }, `job ${def.name} failed: ${reason}${fate.note}`);
+      // A run refused item by item still counts the items it tried.
+      const tried = error instanceof ItemsConfigurationError ? { itemsProcessed: 0, itemsFailed: error.failures.length } : null;
+      return { logId, status: 'FAILED', outcome: tried, error: reason, metadata: metadataOf(fate.metadata), result: { id: job.id, status: fate.status, output: { message: reason, ...fate.output } } };
     } finally {
       clearTimeout(timer);
       job.signal.removeEventListener('abort', onJobAbort);
+    }
+  }
+
+  /**
+   * What pg-boss will do with a failed run, decided here so that its log can say so truthfully:
+   * - a configuration error is not retried (no retry can fix a setting): dead-lettered at once;
+   * - on a stately queue pg-boss keeps one job waiting to retry; when another run of the job already
+   *   holds that place, a retry of this one would go to the dead-letter queue instead. The runs of a
+   *   job are interchangeable (each takes whatever is pending), so the pending retry absorbs this
+   *   failure: pg-boss records this run completed and the log names the retry that does its work.
+   *   While this run is active no other run of a stately queue can be, so that place cannot change
+   *   hands before pg-boss settles this run (barring an operator cancelling the pending retry);
+   * - otherwise pg-boss retries while attempts are left, then dead-letters.
+   */
+  async function fateOf(def: JobDefinition, job: JobWithMetadata<unknown>, attempt: number, error: unknown): Promise<Fate> {
+    if (error instanceof ConfigurationError) {
+      const failures = error instanceof ItemsConfigurationError ? { failures: listedFailures(error.failures), failures_total: error.failures.length } : undefined;
+      return {
+        status: 'deadletter',
+        note: ' (configuration: not retried, dead-lettered)',
+        output: { configuration_error: true },
+        metadata: { will_retry: false, dead_lettered: true, configuration_error: { variables: error.variables }, ...failures },
+      };
+    }
+    const retriesLeft = attempt <= job.retryLimit;
+    if (retriesLeft && def.queue.policy === 'stately') {
+      const pending = await pendingRetryOf(def.name, job.id);
+      if (pending) {
+        return { status: 'completed', note: ` (not retried: job ${pending}'s pending retry will do this work)`, output: { absorbed_by_job_id: pending }, metadata: { will_retry: false, absorbed_by_job_id: pending } };
+      }
+    }
+    if (retriesLeft) return { status: 'failed', note: ' (will retry)', output: {}, metadata: { will_retry: true } };
+    return { status: 'failed', note: ' (retries spent: dead-lettered)', output: {}, metadata: { will_retry: false, dead_lettered: true } };
+  }
+
+  /** The job of this queue waiting to retry, other than `jobId`; null when there is none or it cannot be read. */
+  async function pendingRetryOf(jobName: string, jobId: string): Promise<string | null> {
+    try {
+      const queued = await boss.findJobs(jobName, { queued: true, limit: 10 });
+      return queued.find((j) => j.state === 'retry' && j.id !== jobId)?.id ?? null;
+    } catch (error) {
+      // Unknown: let pg-boss decide as it would without us (a retry, or a dead letter if the place is taken).
+      logger.warn({ err: error, job: jobName }, 'could not read the queue to see whether a retry is pending');
+      return null;
     }
   }
 

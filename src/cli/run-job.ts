@@ -1,44 +1,50 @@
 import { sql } from 'drizzle-orm';
-import { createBoss, ensureQueues } from '../boss/client.ts';
+import type { PgBoss } from 'pg-boss';
+import { createBoss, ensureQueues, instanceNameOf, WORKING_INSTANCE_NAMES } from '../boss/client.ts';
 import type { JobPayload } from '../boss/job.ts';
 import { createRegistry } from '../boss/registry.ts';
+import { THIS_WORKER } from '../boss/runner.ts';
 import { workThroughRunner } from '../boss/workers.ts';
-import { createDb } from '../db/client.ts';
+import { createDb, type Db } from '../db/client.ts';
 import { runMigrations } from '../db/migrate.ts';
 import { openDatabase } from '../db/open.ts';
 import type { JobLogRow } from '../db/schema.ts';
-import { EnvError, parseEnv } from '../env.ts';
-import { checkLlmBudget, LlmBudgetError } from '../llm/budget.ts';
+import { parseEnv } from '../env.ts';
+import { CONFIGURATION_EXIT_CODE, ConfigurationError } from '../errors.ts';
+import { checkLlmBudget } from '../llm/budget.ts';
 import { createLogger } from '../logger.ts';
 import { createJobRunner } from '../service.ts';
 
 /**
  * `npm run job:<name>`: one run in the foreground, logged with trigger "cli". The run goes through
  * the job's queue like any other, so it never overlaps a run of the same job in a running service.
- * Exit codes: 0 COMPLETED, 1 FAILED, 2 bad usage or configuration, 3 a run is already waiting.
+ * When a service works this database, that service runs it with its own settings; otherwise this
+ * process does, with this shell's. The summary line says which.
+ * Exit codes: 0 COMPLETED, 1 FAILED, 2 bad usage or configuration (a run that failed on a setting
+ * included), 3 a run is already waiting.
  */
 async function main(argv: string[]): Promise<number> {
   const registry = createRegistry();
   const name = argv[0];
   if (!name || !registry.has(name)) {
     console.error(`usage: run-job <${[...registry.keys()].join('|')}>`);
-    return 2;
+    return CONFIGURATION_EXIT_CODE;
   }
   let env;
   try {
     env = parseEnv();
     checkLlmBudget(env, registry.values());
   } catch (error) {
-    if (error instanceof EnvError || error instanceof LlmBudgetError) {
+    if (error instanceof ConfigurationError) {
       console.error(error.message);
-      return 2;
+      return CONFIGURATION_EXIT_CODE;
     }
     throw error;
   }
   // Logs on stderr; stdout is the one-line summary.
   const logger = createLogger(env.LOG_LEVEL, process.stderr);
   const opened = await openDatabase(env, logger);
-  const database = createDb(opened.url, { max: 5, applicationName: 'memodrops-scheduler:cli' });
+  const database = createDb(opened.url, { max: env.DB_POOL_MAX, applicationName: 'memodrops-scheduler:cli' });
   const boss = createBoss({
     url: opened.url,
     logger,
@@ -47,6 +53,8 @@ async function main(argv: string[]): Promise<number> {
     cronMonitorIntervalSeconds: env.CRON_MONITOR_INTERVAL_SECONDS,
     useListenNotify: env.USE_LISTEN_NOTIFY,
     applicationName: 'memodrops-scheduler:cli:pg-boss',
+    poolMax: env.PGBOSS_POOL_MAX,
+    instanceName: instanceNameOf('cli'),
   });
   try {
     await runMigrations(database.pool);
@@ -61,15 +69,36 @@ async function main(argv: string[]): Promise<number> {
       console.log(`${name}: a run is already waiting to start (job ${waiting?.id ?? 'unknown'}); not starting another`);
       return 3;
     }
-    const runner = createJobRunner(env, database.db, logger);
     const def = registry.get(name)!;
-    // Whichever worker claims it first runs it: ours, or a running service's.
-    await workThroughRunner(boss, def, runner, { batchSize: 1, localConcurrency: 1, pollingIntervalSeconds: 0.5 });
-    const log = await waitForRun(database.db, jobId, ((def.queue.expireInSeconds ?? 900) + 60) * 1000);
+    const runHere = async () => {
+      const runner = createJobRunner(env, database.db, boss, logger);
+      await workThroughRunner(boss, def, runner, { batchSize: 1, localConcurrency: 1, pollingIntervalSeconds: 0.5 });
+    };
+    // A running service's workers would race ours for the job, and whichever won would run it with
+    // its own settings. So the choice is made here, once, and said: a running service runs it (its
+    // batch size, model and API key apply, not this shell's), else this process does.
+    const services = await workingServices(boss);
+    if (services.length > 0) {
+      logger.warn({ services }, `${name}: a running service will run this (${services.join(', ')}); its batch size, model and API key apply, not this shell's`);
+    } else {
+      logger.info(`${name}: no service is working this database; running here with this shell's settings`);
+      await runHere();
+    }
+    const log = await waitForRun(database.db, jobId, ((def.queue.expireInSeconds ?? 900) + 60) * 1000, async () => {
+      // A service that died after we looked would leave the run waiting: take it over.
+      if (services.length === 0 || (await workingServices(boss)).length > 0) return false;
+      logger.warn(`${name}: the service that was to run it is gone; running here with this shell's settings`);
+      services.length = 0;
+      await runHere();
+      return true;
+    });
     const seconds = ((log.metadata.duration_ms as number | undefined) ?? 0) / 1000;
     const detail = log.status === 'FAILED' ? `: ${log.error_message}` : '';
-    console.log(`${name} ${log.status}${detail} — ${log.items_processed} succeeded, ${log.items_failed} failed in ${seconds.toFixed(1)} s (log ${log.id}, job ${jobId})`);
-    return log.status === 'COMPLETED' ? 0 : 1;
+    const where = log.metadata.worker === THIS_WORKER ? 'run here' : `run by ${String(log.metadata.worker ?? 'another instance')}`;
+    console.log(`${name} ${log.status}${detail} — ${log.items_processed} succeeded, ${log.items_failed} failed in ${seconds.toFixed(1)} s (log ${log.id}, job ${jobId}, ${where})`);
+    if (log.status === 'COMPLETED') return 0;
+    // A run that failed on a setting is a configuration error like any other.
+    return log.metadata.configuration_error ? CONFIGURATION_EXIT_CODE : 1;
   } finally {
     await boss.stop({ graceful: true, timeout: env.SHUTDOWN_TIMEOUT_SECONDS * 1000 }).catch(() => {});
     await database.close();
@@ -77,19 +106,29 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** The run's closed job_logs row, whoever ran it. */
-async function waitForRun(db: ReturnType<typeof createDb>['db'], jobId: string, timeoutMs: number): Promise<JobLogRow> {
+/** The run's closed job_logs row, whoever ran it. `onWaiting` is asked every few seconds while the run has not started. */
+async function waitForRun(db: Db, jobId: string, timeoutMs: number, onWaiting: () => Promise<boolean>): Promise<JobLogRow> {
+  let lastCheck = Date.now();
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
-    const { rows } = await db.execute<JobLogRow>(
-      sql`select * from job_logs where metadata->>'job_id' = ${jobId} and status <> 'STARTED' order by id desc limit 1`,
-    );
-    if (rows[0]) return rows[0];
+    const { rows } = await db.execute<JobLogRow>(sql`select * from job_logs where metadata->>'job_id' = ${jobId} order by id desc limit 1`);
+    const log = rows[0];
+    if (log && log.status !== 'STARTED') return log;
+    if (!log && Date.now() - lastCheck > 5_000) {
+      lastCheck = Date.now();
+      await onWaiting();
+    }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`no result for job ${jobId} after ${Math.round(timeoutMs / 1000)} s`);
 }
 
+/** Live service instances that work jobs, as `name on host (pid N)`. */
+async function workingServices(boss: PgBoss): Promise<string[]> {
+  const instances = await boss.getInstances();
+  return instances.filter((i) => i.live && i.name && WORKING_INSTANCE_NAMES.has(i.name)).map((i) => `${i.name} on ${i.host} (pid ${i.pid})`);
+}
+
 process.exitCode = await main(process.argv.slice(2)).catch((error) => {
-  console.error(`run-job failed: ${error instanceof Error ? error.message : String(error)}`);
-  return 1;
+  console.error(error instanceof ConfigurationError ? error.message : `run-job failed: ${error instanceof Error ? error.message : String(error)}`);
+  return error instanceof ConfigurationError ? CONFIGURATION_EXIT_CODE : 1;
 });

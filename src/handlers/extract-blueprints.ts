@@ -1,11 +1,14 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { z } from 'zod';
-import type { JobContext, JobDefinition, JobOutcome } from '../boss/job.ts';
-import { harvestItems, type HarvestItemRow } from '../db/schema.ts';
+import type { ItemFailure, JobContext, JobDefinition, JobOutcome } from '../boss/job.ts';
+import type { HarvestItemRow } from '../db/schema.ts';
 import { LlmItemError, type LlmSession } from '../llm/openai.ts';
 import { claimPendingHarvestItems, releaseClaims } from './claims.ts';
 import { EXTRACT_SYSTEM_PROMPT, extractUserPrompt } from './extract-blueprints.prompt.ts';
 import { forEachBounded } from './for-each-bounded.ts';
+import { ItemFailures } from './item-failures.ts';
+
+const ITEM_NOUN = 'harvest items';
 
 /** What the model must return. Kept to what Structured Outputs' strict mode supports. */
 export const BlueprintOutputSchema = z.object({
@@ -36,7 +39,7 @@ export async function extractBlueprints(ctx: JobContext): Promise<JobOutcome> {
   logger.info(`found ${items.length} items to process`);
 
   let succeeded = 0;
-  let failed = 0;
+  const failures = new ItemFailures();
   try {
     await forEachBounded(items, settings.llmConcurrency, ctx.signal, async (item, signal) => {
       logger.info({ harvestId: item.id }, `processing harvest id=${item.id}`);
@@ -46,16 +49,18 @@ export async function extractBlueprints(ctx: JobContext): Promise<JobOutcome> {
         logger.info({ harvestId: item.id }, `blueprint saved for harvest id=${item.id}`);
       } catch (error) {
         if (!(error instanceof LlmItemError)) throw error;
-        failed += 1;
-        await markItemError(ctx, item.id, error.message);
+        failures.add({ harvest_item_id: item.id }, error);
         logger.warn({ harvestId: item.id, reason: error.message }, `harvest id=${item.id} failed`);
       }
     });
+    // Failed items are marked once the run knows whether their failure was theirs or the setting's.
+    failures.throwIfConfiguration(succeeded, ITEM_NOUN);
+    await markItemErrors(ctx, failures.list());
   } finally {
     // After a job-level failure the items not yet done go back to PENDING, untouched.
     await releaseClaims(db, [logId]);
   }
-  return { itemsProcessed: succeeded, itemsFailed: failed, metadata: { items_claimed: items.length } };
+  return { itemsProcessed: succeeded, itemsFailed: failures.count, failures: failures.list(), metadata: { items_claimed: items.length } };
 }
 
 async function extractOne(ctx: JobContext, llm: LlmSession, item: HarvestItemRow, signal: AbortSignal): Promise<void> {
@@ -87,17 +92,23 @@ async function extractOne(ctx: JobContext, llm: LlmSession, item: HarvestItemRow
   if (rows[0]?.claimed !== 1) throw new Error(`claim on harvest id=${item.id} was lost`);
 }
 
-async function markItemError(ctx: JobContext, itemId: number, reason: string): Promise<void> {
-  await ctx.db
-    .update(harvestItems)
-    .set({ status: 'BLUEPRINT_ERROR', error_message: reason.slice(0, 2000), claimed_by_log_id: null, updated_at: sql`now()` })
-    .where(and(eq(harvestItems.id, itemId), eq(harvestItems.claimed_by_log_id, ctx.logId)));
+/** One statement marks every failed item with its reason, while this run still holds it. */
+async function markItemErrors(ctx: JobContext, failures: ItemFailure[]): Promise<void> {
+  if (failures.length === 0) return;
+  const rows = failures.map(({ item, reason }) => ({ id: item.harvest_item_id, reason: reason.slice(0, 2000) }));
+  await ctx.db.execute(sql`
+    update harvest_items as h
+    set status = 'BLUEPRINT_ERROR', error_message = f.reason, claimed_by_log_id = null, updated_at = now()
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as f(id integer, reason text)
+    where h.id = f.id and h.claimed_by_log_id = ${ctx.logId}`);
 }
 
 export const extractBlueprintsJob: JobDefinition = {
   name: 'extract-blueprints',
   description: 'Turns PENDING harvested exam notices into exam blueprints with the LLM',
   defaultCron: '0 */6 * * *',
+  itemNoun: ITEM_NOUN,
+  usesLlm: true,
   queue: {
     policy: 'stately',
     retryLimit: 3,

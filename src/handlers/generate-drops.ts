@@ -6,6 +6,7 @@ import { dropCache, examBlueprints, type BlueprintTopic, type ExamBlueprintRow }
 import { LlmItemError, type LlmSession } from '../llm/openai.ts';
 import { claimBlueprintsWithoutDrops, releaseClaims } from './claims.ts';
 import { forEachBounded } from './for-each-bounded.ts';
+import { ItemFailures } from './item-failures.ts';
 import { DROPS_SYSTEM_PROMPT, dropsUserPrompt } from './generate-drops.prompt.ts';
 
 export const DropsOutputSchema = z.object({
@@ -25,7 +26,9 @@ export function dropCacheHash(blueprintId: number, topicCode: string): string {
   return createHash('sha256').update(`${blueprintId}:${topicCode}`).digest('hex');
 }
 
-type Tally = { topicsDone: number; topicsFailed: number; cacheHits: number; blueprintsCompleted: number };
+type Tally = { topicsDone: number; cacheHits: number; blueprintsCompleted: number };
+
+const ITEM_NOUN = 'topics';
 
 export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
   const { db, logger, settings, logId } = ctx;
@@ -33,7 +36,8 @@ export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
   const blueprints = await claimBlueprintsWithoutDrops(db, logId, settings.dropsBatchSize);
   logger.info(`found ${blueprints.length} blueprints without drops`);
 
-  const tally: Tally = { topicsDone: 0, topicsFailed: 0, cacheHits: 0, blueprintsCompleted: 0 };
+  const tally: Tally = { topicsDone: 0, cacheHits: 0, blueprintsCompleted: 0 };
+  const failures = new ItemFailures();
   try {
     // One pool over the topics of every claimed blueprint, not one blueprint after the other: a
     // blueprint with fewer topics than LLM_CONCURRENCY (or a slow last topic) would otherwise leave
@@ -58,19 +62,22 @@ export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
       } catch (error) {
         if (!(error instanceof LlmItemError)) throw error;
         state.failed += 1;
-        tally.topicsFailed += 1;
+        failures.add({ blueprint_id: blueprint.id, topic_code: topic.code }, error);
         logger.warn({ blueprintId: blueprint.id, topic: topic.code, reason: error.message }, `drops for topic ${topic.code} failed`);
       }
       state.topics -= 1;
       // The blueprint's last topic: done when none of its topics failed.
       if (state.topics === 0 && state.failed === 0) await blueprintDone(ctx, blueprint, tally);
     });
+    // Nothing of a failed topic was written, so a configuration failure leaves its blueprint as it was.
+    failures.throwIfConfiguration(tally.topicsDone, ITEM_NOUN);
   } finally {
     await releaseClaims(db, [logId]);
   }
   return {
     itemsProcessed: tally.topicsDone,
-    itemsFailed: tally.topicsFailed,
+    itemsFailed: failures.count,
+    failures: failures.list(),
     metadata: { blueprints: blueprints.length, blueprints_completed: tally.blueprintsCompleted, cache_hits: tally.cacheHits },
   };
 }
@@ -130,6 +137,8 @@ export const generateDropsJob: JobDefinition = {
   name: 'generate-drops',
   description: 'Writes short lessons (drops) for every topic of blueprints that have none yet',
   defaultCron: '0 0 * * *',
+  itemNoun: ITEM_NOUN,
+  usesLlm: true,
   queue: {
     policy: 'stately',
     retryLimit: 3,

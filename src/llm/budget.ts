@@ -1,12 +1,13 @@
 import type { JobDefinition } from '../boss/job.ts';
 import type { Env } from '../env.ts';
+import { ConfigurationError } from '../errors.ts';
 
 export type LlmBudgetEnv = Pick<Env, 'OPENAI_TIMEOUT_SECONDS' | 'OPENAI_MAX_RETRIES' | 'OPENAI_RETRY_AFTER_MAX_SECONDS'>;
 
 /** pg-boss's expiry when a queue sets none. */
 const PG_BOSS_DEFAULT_EXPIRE_SECONDS = 15 * 60;
 
-export class LlmBudgetError extends Error {}
+export class LlmBudgetError extends ConfigurationError {}
 
 /** The longest one LLM call can take: every attempt timing out, every wait before a retry at its cap. */
 export function worstLlmCallSeconds(env: LlmBudgetEnv): number {
@@ -21,6 +22,8 @@ export function worstLlmCallSeconds(env: LlmBudgetEnv): number {
 export function checkLlmBudget(env: LlmBudgetEnv, jobs: Iterable<JobDefinition>): void {
   const worst = worstLlmCallSeconds(env);
   const tooShort = [...jobs]
+    // A job that never calls the model has no LLM call to fit.
+    .filter((job) => job.usesLlm)
     .map((job) => ({ name: job.name, expire: job.queue.expireInSeconds ?? PG_BOSS_DEFAULT_EXPIRE_SECONDS }))
     .filter(({ expire }) => worst > expire / 2);
   if (tooShort.length === 0) return;
@@ -30,5 +33,6 @@ export function checkLlmBudget(env: LlmBudgetEnv, jobs: Iterable<JobDefinition>)
     `one LLM call may take up to ${worst} s ((OPENAI_MAX_RETRIES ${retries} + 1) × OPENAI_TIMEOUT_SECONDS ${timeout} + ` +
       `OPENAI_MAX_RETRIES ${retries} × OPENAI_RETRY_AFTER_MAX_SECONDS ${cap}), more than half of the expiry of job${tooShort.length > 1 ? 's' : ''} ${jobsText}: ` +
       'lower OPENAI_TIMEOUT_SECONDS, OPENAI_MAX_RETRIES or OPENAI_RETRY_AFTER_MAX_SECONDS',
+    ['OPENAI_TIMEOUT_SECONDS', 'OPENAI_MAX_RETRIES', 'OPENAI_RETRY_AFTER_MAX_SECONDS'],
   );
 }

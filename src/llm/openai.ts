@@ -2,6 +2,7 @@ import OpenAI from 'openai';
 import { ContentFilterFinishReasonError, LengthFinishReasonError } from 'openai/error';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import type { z } from 'zod';
+import { ConfigurationError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 
 export type LlmConfig = {
@@ -53,11 +54,21 @@ export type LlmSession = {
 
 export type Llm = { model: string; session(): LlmSession };
 
-/** The job cannot do its work (no key, key rejected, model unknown): fail the run, touch no item. */
-export class LlmUnavailableError extends Error {}
+/**
+ * The job cannot do its work (no key, key rejected, model unknown): fail the run, touch no item,
+ * and do not retry: the message says which setting to fix.
+ */
+export class LlmUnavailableError extends ConfigurationError {}
 
 /** This one item could not be answered (invalid output, refusal, truncated, upstream errors). */
-export class LlmItemError extends Error {}
+export class LlmItemError extends Error {
+  /** The HTTP status the server answered with, when that is why. */
+  readonly status: number | undefined;
+  constructor(message: string, status?: number) {
+    super(message);
+    this.status = status;
+  }
+}
 
 /** An answer that is there but unusable: worth asking once more. */
 class BadOutputError extends Error {}
@@ -103,7 +114,7 @@ export function createLlm(config: LlmConfig): Llm {
   return {
     model: config.model,
     session() {
-      if (!config.apiKey) throw new LlmUnavailableError('OPENAI_API_KEY is not set');
+      if (!config.apiKey) throw new LlmUnavailableError('OPENAI_API_KEY is not set: set it in the environment of the process that runs the jobs, and restart it', ['OPENAI_API_KEY']);
       const usage: LlmUsage = { calls: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
       // A client per session (cheap; connections are pooled by fetch) so that `calls` counts the
       // HTTP requests really sent: an attempt aborted before it leaves costs nothing.
@@ -146,7 +157,7 @@ export function createLlm(config: LlmConfig): Llm {
           if (!checked.success) throw new BadOutputError(`model output breaks the rules: ${checked.error.issues.map((i) => i.message).join('; ')}`);
           return { data: checked.data, raw };
         } catch (error) {
-          throw classify(error, signal, config.timeoutMs);
+          throw classify(error, signal, config.timeoutMs, config.model);
         }
       }
 
@@ -233,13 +244,15 @@ function abortReason(signal: AbortSignal): Error {
 }
 
 /** Sorts an SDK failure: stop the job, retry later, ask again, or give up on this item. */
-function classify(error: unknown, signal: AbortSignal | undefined, timeoutMs: number): Error {
+function classify(error: unknown, signal: AbortSignal | undefined, timeoutMs: number, model: string): Error {
   if (signal?.aborted) return abortReason(signal);
   if (error instanceof BadOutputError || error instanceof LlmItemError) return error;
   if (error instanceof OpenAI.AuthenticationError || error instanceof OpenAI.PermissionDeniedError) {
-    return new LlmUnavailableError(`OpenAI rejected the API key (${error.status})`);
+    return new LlmUnavailableError(`the model server rejected the API key (${error.status}): check OPENAI_API_KEY (and OPENAI_BASE_URL, if the key is for another server)`, ['OPENAI_API_KEY', 'OPENAI_BASE_URL']);
   }
-  if (error instanceof OpenAI.NotFoundError) return new LlmUnavailableError(`model or endpoint not found (404)`);
+  if (error instanceof OpenAI.NotFoundError) {
+    return new LlmUnavailableError(`model "${model}" or endpoint not found (404): check OPENAI_MODEL and OPENAI_BASE_URL`, ['OPENAI_MODEL', 'OPENAI_BASE_URL']);
+  }
   if (error instanceof LengthFinishReasonError) return new BadOutputError('output truncated (finish_reason=length)');
   if (error instanceof ContentFilterFinishReasonError) return new BadOutputError('output blocked by the content filter');
   if (error instanceof OpenAI.APIConnectionTimeoutError) return new TransientError(`LLM request timed out (${timeoutMs / 1000} s)`, '');
@@ -249,7 +262,7 @@ function classify(error: unknown, signal: AbortSignal | undefined, timeoutMs: nu
     // The SDK's message starts with the status again ("429 Rate limit reached…").
     const detail = error.message.replace(/^\d{3}\s+/, '');
     if (status !== undefined && isTransientStatus(status)) return new TransientError(`LLM error ${status}`, detail, retryAfterOf(error.headers));
-    return new LlmItemError(`LLM error ${status ?? '(no status)'}: ${detail}`);
+    return new LlmItemError(`LLM error ${status ?? '(no status)'}: ${detail}`, status);
   }
   if (error instanceof SyntaxError) return new BadOutputError(`model output is not valid JSON: ${error.message}`);
   if (error instanceof Error && error.name === 'ZodError' && 'issues' in error && Array.isArray(error.issues)) {

@@ -8,10 +8,10 @@ import { PaginationSchema, text, validate } from '../validation.ts';
 const NewHarvestItemSchema = z.strictObject({
   title: text().trim().min(1, 'title must not be empty').max(500, 'title is longer than 500 characters'),
   content: text().trim().min(1, 'content must not be empty'),
+  // One check for the scheme, so a bad URL gets one message (the path already names the field).
   source_url: z
-    .url('source_url must be an http(s) URL')
-    .max(2000)
-    .refine((u) => /^https?:/i.test(u), 'source_url must be an http(s) URL')
+    .url({ protocol: /^https?$/i, error: 'must be an http(s) URL' })
+    .max(2000, 'must be at most 2000 characters')
     // The URL parser lets a NUL through (it would be percent-encoded), but we store the text as given.
     .refine((u) => !u.includes('\u0000'), 'must not contain NUL (\\u0000) characters')
     .nullish(),
