@@ -15,6 +15,7 @@ import { requireListenNotify } from './db/listen-notify.ts';
 import { openDatabase } from './db/open.ts';
 import { runMigrations } from './db/migrate.ts';
 import type { Env } from './env.ts';
+import { ConfigurationError } from './errors.ts';
 import { createApp } from './http/app.ts';
 import { checkLlmBudget } from './llm/budget.ts';
 import { createLlm } from './llm/openai.ts';
@@ -210,7 +211,12 @@ function every(ms: number, logger: Logger, name: string, task: () => Promise<unk
 function listen(app: Hono, hostname: string, port: number): Promise<ServerType> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname, port }, () => resolve(server));
-    server.once('error', (error) => reject(new Error(`cannot listen on ${hostname}:${port}: ${error.message}`)));
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const message = `cannot listen on ${hostname}:${port}: ${error.message}`;
+      // Port taken, address not on this machine, or a port below 1024: the operator's settings to change.
+      const setting = error.code === 'EADDRINUSE' || error.code === 'EADDRNOTAVAIL' || error.code === 'EACCES';
+      reject(setting ? new ConfigurationError(`${message}: choose another PORT or HOST`, ['PORT', 'HOST']) : new Error(message));
+    });
   });
 }
 

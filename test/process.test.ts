@@ -1,4 +1,5 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -39,6 +40,21 @@ describe('configuration and startup (real process)', () => {
       expect(output).toMatch(/one LLM call may take up to 1860 s .*lower OPENAI_TIMEOUT_SECONDS, OPENAI_MAX_RETRIES or OPENAI_RETRY_AFTER_MAX_SECONDS/);
       expect(output).not.toMatch(/^\s+at /m);
       expect(output).not.toContain('"stack"');
+    }
+  });
+
+  it('a port already taken exits 2 naming PORT and HOST', async () => {
+    const db = await createTestDatabase();
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = taken.address() as AddressInfo;
+      const result = await runScript('src/main.ts', [], { DATABASE_URL: db.url, PORT: String(port) });
+      expect(result.code, result.stdout + result.stderr).toBe(2);
+      expect(result.stdout + result.stderr).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE.*: choose another PORT or HOST`));
+    } finally {
+      taken.close();
+      await db.drop();
     }
   });
 

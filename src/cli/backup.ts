@@ -3,9 +3,10 @@ import { join, resolve } from 'node:path';
 import { fileTimestamp, takeBaseBackup } from '../db/backup.ts';
 import { embeddedPaths } from '../db/embedded.ts';
 import { openDatabase } from '../db/open.ts';
-import { EnvError, parseEnv } from '../env.ts';
+import { parseEnv } from '../env.ts';
 import { CONFIGURATION_EXIT_CODE } from '../errors.ts';
 import { createLogger } from '../logger.ts';
+import { runCommand } from './command.ts';
 
 /**
  * `npm run db:backup [FILE|DIR]`: a base backup of the embedded PostgreSQL, taken while the service
@@ -18,16 +19,7 @@ async function main(argv: string[]): Promise<number> {
     console.error('usage: db:backup [FILE | DIRECTORY]   (default: DATA_DIR/backups/memodrops-<time>.tar.gz)');
     return CONFIGURATION_EXIT_CODE;
   }
-  let env;
-  try {
-    env = parseEnv();
-  } catch (error) {
-    if (error instanceof EnvError) {
-      console.error(error.message);
-      return CONFIGURATION_EXIT_CODE;
-    }
-    throw error;
-  }
+  const env = parseEnv();
   if (env.DATABASE_URL) {
     console.error(
       'db:backup backs up the embedded PostgreSQL only, and DATABASE_URL is set. Back up that server with your own ' +
@@ -63,7 +55,4 @@ async function target(argument: string | undefined, dataDir: string): Promise<st
   return (await stat(path).catch(() => null))?.isDirectory() ? join(path, name) : path;
 }
 
-process.exitCode = await main(process.argv.slice(2)).catch((error) => {
-  console.error(`db:backup failed: ${error instanceof Error ? error.message : String(error)}`);
-  return 1;
-});
+await runCommand('db:backup', () => main(process.argv.slice(2)));

@@ -1,9 +1,10 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { DatabaseInUseError, restoreBaseBackup, UnusableBackupError } from '../db/restore.ts';
-import { EnvError, parseEnv } from '../env.ts';
+import { parseEnv } from '../env.ts';
 import { CONFIGURATION_EXIT_CODE } from '../errors.ts';
 import { createLogger } from '../logger.ts';
+import { runCommand } from './command.ts';
 
 /**
  * `npm run db:restore FILE`: puts a db:backup archive in place as DATA_DIR/postgres while the service
@@ -15,16 +16,7 @@ async function main(argv: string[]): Promise<number> {
     console.error('usage: db:restore FILE   (an archive written by db:backup; the service must be stopped)');
     return CONFIGURATION_EXIT_CODE;
   }
-  let env;
-  try {
-    env = parseEnv();
-  } catch (error) {
-    if (error instanceof EnvError) {
-      console.error(error.message);
-      return CONFIGURATION_EXIT_CODE;
-    }
-    throw error;
-  }
+  const env = parseEnv();
   if (env.DATABASE_URL) {
     console.error('db:restore restores the embedded PostgreSQL only, and DATABASE_URL is set. Restore that server with the tools of your own backups (pg_restore, or your base backup procedure).');
     return CONFIGURATION_EXIT_CODE;
@@ -54,7 +46,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2)).catch((error) => {
-  console.error(`db:restore failed: ${error instanceof Error ? error.message : String(error)}`);
-  return 1;
-});
+await runCommand('db:restore', () => main(process.argv.slice(2)));

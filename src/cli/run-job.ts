@@ -10,10 +10,11 @@ import { runMigrations } from '../db/migrate.ts';
 import { openDatabase } from '../db/open.ts';
 import type { JobLogRow } from '../db/schema.ts';
 import { parseEnv } from '../env.ts';
-import { CONFIGURATION_EXIT_CODE, ConfigurationError } from '../errors.ts';
+import { CONFIGURATION_EXIT_CODE } from '../errors.ts';
 import { checkLlmBudget } from '../llm/budget.ts';
 import { createLogger } from '../logger.ts';
 import { createJobRunner } from '../service.ts';
+import { runCommand } from './command.ts';
 
 /**
  * `npm run job:<name>`: one run in the foreground, logged with trigger "cli". The run goes through
@@ -30,17 +31,8 @@ async function main(argv: string[]): Promise<number> {
     console.error(`usage: run-job <${[...registry.keys()].join('|')}>`);
     return CONFIGURATION_EXIT_CODE;
   }
-  let env;
-  try {
-    env = parseEnv();
-    checkLlmBudget(env, registry.values());
-  } catch (error) {
-    if (error instanceof ConfigurationError) {
-      console.error(error.message);
-      return CONFIGURATION_EXIT_CODE;
-    }
-    throw error;
-  }
+  const env = parseEnv();
+  checkLlmBudget(env, registry.values());
   // Logs on stderr; stdout is the one-line summary.
   const logger = createLogger(env.LOG_LEVEL, process.stderr);
   const opened = await openDatabase(env, logger);
@@ -128,7 +120,4 @@ async function workingServices(boss: PgBoss): Promise<string[]> {
   return instances.filter((i) => i.live && i.name && WORKING_INSTANCE_NAMES.has(i.name)).map((i) => `${i.name} on ${i.host} (pid ${i.pid})`);
 }
 
-process.exitCode = await main(process.argv.slice(2)).catch((error) => {
-  console.error(error instanceof ConfigurationError ? error.message : `run-job failed: ${error instanceof Error ? error.message : String(error)}`);
-  return error instanceof ConfigurationError ? CONFIGURATION_EXIT_CODE : 1;
-});
+await runCommand('run-job', () => main(process.argv.slice(2)));
