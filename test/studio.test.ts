@@ -89,6 +89,8 @@ describe('npm run db:studio', { timeout: 90_000 }, () => {
     expect(stdout).toMatch(/postgres:\/\/postgres:\*{4}@127\.0\.0\.1:\d+\/memodrops/);
     expect(stdout + studio.output().stderr).not.toContain(readFileSync(join(env.DATA_DIR!, 'postgres-password'), 'utf8').trim());
     expect(await queryThroughStudio(port, 'select current_database() as db')).toEqual([{ db: 'memodrops' }]);
+    // A data dir the service never started on still shows the service's tables.
+    expect(await queryThroughStudio(port, `select count(*)::int as n from job_schedule`)).toEqual([{ n: 0 }]);
     expect(await accepts(pgPort)).toBe(true);
 
     studio.child.kill('SIGTERM');

@@ -5,10 +5,13 @@ import { connect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { createDb } from '../db/client.ts';
+import { runMigrations } from '../db/migrate.ts';
 import { openDatabase } from '../db/open.ts';
 import { isLoopbackHost, parseEnv } from '../env.ts';
-import { CONFIGURATION_EXIT_CODE, ConfigurationError } from '../errors.ts';
+import { ConfigurationError } from '../errors.ts';
 import { createLogger, maskUrl } from '../logger.ts';
+import { runCommand } from './command.ts';
 
 /**
  * `npm run db:studio [-- --port N --host H ...]`: Drizzle Studio on the service's database, the
@@ -55,7 +58,12 @@ export function studioPageUrl(host: string, port: number): string {
 
 function drizzleKitBin(): string {
   // drizzle-kit's package "exports" hide bin.cjs, so find its folder through its main entry.
-  let dir = dirname(createRequire(import.meta.url).resolve('drizzle-kit'));
+  let dir;
+  try {
+    dir = dirname(createRequire(import.meta.url).resolve('drizzle-kit'));
+  } catch {
+    throw new Error('drizzle-kit is not installed (it is a development dependency): run `npm ci`');
+  }
   while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
   const { bin } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { bin: Record<string, string> };
   return join(dir, bin['drizzle-kit']!);
@@ -78,28 +86,17 @@ function accepts(host: string, port: number): Promise<boolean> {
 }
 
 async function main(argv: string[]): Promise<number> {
-  let args, env;
-  try {
-    args = parseStudioArgs(argv);
-    env = parseEnv();
-  } catch (error) {
-    if (!(error instanceof ConfigurationError)) throw error;
-    console.error(error.message);
-    return CONFIGURATION_EXIT_CODE;
-  }
+  const args = parseStudioArgs(argv);
   if (args.help) return (console.log(USAGE), 0);
+  const env = parseEnv();
   const { host, port } = args;
-  let bin;
-  try {
-    bin = drizzleKitBin();
-  } catch {
-    console.error('drizzle-kit is not installed (it is a development dependency): run `npm ci`');
-    return 1;
-  }
+  const bin = drizzleKitBin();
   // Checked before the database starts: drizzle-kit would only crash with a stack trace.
   if (!(await canListen(host, port))) {
-    console.error(`cannot listen on ${host} port ${port} (in use, or not an address of this machine): choose another with \`npm run db:studio -- --port N\``);
-    return CONFIGURATION_EXIT_CODE;
+    throw new ConfigurationError(
+      `cannot listen on ${host} port ${port} (in use, or not an address of this machine): choose another with \`npm run db:studio -- --port N\``,
+      ['--port', '--host'],
+    );
   }
 
   // Installed before the database starts, so a signal at any point still ends in opened.stop().
@@ -118,15 +115,11 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   const logger = createLogger(env.LOG_LEVEL, process.stderr);
-  let opened;
+  const opened = await openDatabase(env, logger);
   try {
-    opened = await openDatabase(env, logger);
-  } catch (error) {
-    if (!(error instanceof ConfigurationError)) throw error;
-    console.error(error.message);
-    return CONFIGURATION_EXIT_CODE;
-  }
-  try {
+    // A database the service never started on would show no tables: bring it to the schema first.
+    const database = createDb(opened.url, { max: 1, applicationName: 'memodrops-scheduler:studio' });
+    await runMigrations(database.pool).finally(() => database.close());
     if (stopRequested) return 0;
     const running = spawn(process.execPath, [bin, 'studio', '--host', host, '--port', String(port), ...args.rest], {
       cwd: ROOT, // drizzle.config.ts and its relative paths live there
@@ -160,4 +153,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exit(await main(process.argv.slice(2)));
+await runCommand('db:studio', () => main(process.argv.slice(2)));
