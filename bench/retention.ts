@@ -26,8 +26,8 @@
  * p99 is over every answer of the phase; the table also gives the p99 of each WINDOW_S window,
  * so a burst shows. Ratios are against the idle p99 of the process serving the load.
  *
- * `--quick`: 100 k old rows, 5 s idle phases; ~2.5 min. Not the figures to quote. Full mode: 1 M old
- * rows, ~12 min.
+ * `--quick`: 100 k old rows, 5 s idle phases; ~1.5 min. Not the figures to quote. Full mode: 1 M old
+ * rows, ~9–11 min.
  *
  *   cd /work/main && npm exec -- node bench/retention.ts [--quick]
  */
@@ -56,10 +56,12 @@ const TARGET_RATIO = 2;
 const DAY = 86_400_000;
 
 type Sample = { at: number; ms: number };
-type Phase = { label: string; samples: Sample[]; seconds: number; errors: number; non2xx: number; note: string };
+/** `load`: the machine's 1-minute load average when the phase began (others may share it). */
+type Phase = { label: string; samples: Sample[]; seconds: number; errors: number; non2xx: number; note: string; load: number };
 
 await main(async () => {
   const started = performance.now();
+  const startLoad = loadavg();
   const postgres = await startPostgres('retention');
   const url = await postgres.createDatabase('bench_retention');
   const client = new pg.Client({ connectionString: url, application_name: 'bench-retention' });
@@ -116,17 +118,18 @@ await main(async () => {
     windows(phase),
     ratio(p99(phase), idleP99),
     `${phase.non2xx} / ${phase.errors}`,
+    fmt(phase.load, 1),
     phase.note,
   ]);
   const verdict = (during: Phase, base: Phase) => `${ratio(p99(during), p99(base))} (${fmt(p99(during), 2)} vs ${fmt(p99(base), 2)} ms): **${p99(during) / p99(base) <= TARGET_RATIO ? 'met' : 'missed'}**`;
   console.log(`### job_logs retention: /api/jobs/status while ${OLD >= 1_000_000 ? `${OLD / 1_000_000} M` : `${OLD / 1000} k`} old rows are deleted\n`);
   console.log(
-    `${machineLine()} · load average ${loadavg().map((n) => n.toFixed(1)).join(' ')} at the end · ${QUICK ? `**quick mode: ${OLD / 1000} k old rows, not the figures to quote** · ` : ''}` +
-      `job_logs ${OLD} old rows (100–400 days) + ${RECENT} recent, VACUUM (ANALYZE)d before each deletion · services = \`node src/main.ts\` (LOG_LEVEL=info, pool max 10) · ` +
+    `${machineLine()} · load average ${startLoad.map((n) => n.toFixed(1)).join(' ')} at the start, ${loadavg().map((n) => n.toFixed(1)).join(' ')} at the end · ${QUICK ? `**quick mode: ${OLD / 1000} k old rows, not the figures to quote** · ` : ''}` +
+      `job_logs ${OLD} old rows (100–400 days) + ${RECENT} recent, VACUUM (ANALYZE)d before each deletion · services = \`node src/main.ts\` (LOG_LEVEL=info, the default: a line per request; pool max 10) · ` +
       `autocannon ${CONNECTIONS} keep-alive connections on \`GET /api/jobs/status\`, ${WARMUP_S} s warm-up on a new process · ` +
       `retention batch ${RETENTION_BATCH_SIZE} rows, pause ${RETENTION_PAUSE_MS} ms · wall time ${fmt((performance.now() - started) / 1000, 0)} s\n`,
   );
-  console.log(markdownTable(['phase', 's', 'answers', 'p50 ms', 'p99 ms', `p99 per ${WINDOW_S} s window (min–median–max, windows)`, 'p99 vs A idle', 'non-2xx / errors', 'deleted'], rows));
+  console.log(markdownTable(['phase', 's', 'answers', 'p50 ms', 'p99 ms', `p99 per ${WINDOW_S} s window (min–median–max, windows)`, 'p99 vs A idle', 'non-2xx / errors', 'load avg at start', 'deleted'], rows));
   console.log('');
   console.log(`- Target p99 while the retention deletes ≤ ${TARGET_RATIO}× idle. (b) another instance deletes: ${verdict(byWorker, idle)}; against A idle after: ${ratio(p99(byWorker), p99(after))}.`);
   console.log(`- (c) the serving instance deletes: ${verdict(inProcess, afterC)} against its own idle after; ${ratio(p99(inProcess), idleP99)} A idle before.`);
@@ -163,18 +166,20 @@ function windows(phase: Phase): string {
 /** Load for `seconds`; every 2xx latency with the time it arrived. */
 async function load(base: string, seconds: number, label = 'warm-up'): Promise<Phase> {
   const samples: Sample[] = [];
+  const load = loadavg()[0]!;
   const t0 = performance.now();
   const instance = autocannon({ url: `${base}/api/jobs/status`, connections: CONNECTIONS, duration: seconds, timeout: 60 });
   instance.on('response', (_c, status, _b, ms) => {
     if (status >= 200 && status < 300) samples.push({ at: performance.now(), ms });
   });
   const result = await instance;
-  return { label, samples, seconds: (performance.now() - t0) / 1000, errors: result.errors, non2xx: result.non2xx, note: '' };
+  return { label, samples, seconds: (performance.now() - t0) / 1000, errors: result.errors, non2xx: result.non2xx, note: '', load };
 }
 
 /** Load while `work` runs; answers that arrive after it ends are not counted. */
 async function measureWhile(base: string, work: () => Promise<string>, label: string): Promise<Phase> {
   const samples: Sample[] = [];
+  const load = loadavg()[0]!;
   const instance = autocannon({ url: `${base}/api/jobs/status`, connections: CONNECTIONS, duration: 3600, timeout: 60 });
   let end = Number.POSITIVE_INFINITY;
   instance.on('response', (_c, status, _b, ms) => {
@@ -191,7 +196,7 @@ async function measureWhile(base: string, work: () => Promise<string>, label: st
     instance.stop();
   }
   const result = await instance;
-  return { label, samples, seconds: (end - t0) / 1000, errors: result.errors, non2xx: result.non2xx, note: what };
+  return { label, samples, seconds: (end - t0) / 1000, errors: result.errors, non2xx: result.non2xx, note: what, load };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -270,6 +275,8 @@ async function startService(env: Record<string, string>): Promise<ServiceHandle>
     const lines = (partial + data.toString()).split('\n');
     partial = lines.pop()!;
     for (const text of lines.filter(Boolean)) {
+      // One `http request` line per answer at info: skip those unparsed, so reading them costs little.
+      if (text.includes('"msg":"http request"')) continue;
       try {
         const entry = JSON.parse(text) as { level?: number; msg?: string; deleted?: number; batches?: number; ms?: number };
         if (entry.msg?.startsWith('deleted ') && entry.msg.includes('job_logs rows')) onRetention({ deleted: entry.deleted!, batches: entry.batches!, ms: entry.ms! });

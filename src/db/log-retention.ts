@@ -21,8 +21,8 @@ import type { Db } from './client.ts';
 export const RETENTION_LOCK_NAME = 'memodrops:job_logs retention';
 
 /**
- * Measured with bench/retention.ts (BENCHMARKS.md): 1 M rows deleted in ~N s with the p99 of
- * GET /api/jobs/status within 2× its idle figure.
+ * Measured with bench/retention.ts (BENCHMARKS.md): 1 M rows deleted in 156–223 s with the p99 of
+ * GET /api/jobs/status within ×1.0–×1.8 of its idle figure (one DELETE statement: ×1.8–×2.1).
  */
 export const RETENTION_BATCH_SIZE = 1_000;
 export const RETENTION_PAUSE_MS = 100;
