@@ -21,8 +21,8 @@
  *
  * Skips (exit 0, with a message) where pgbouncer is not installed.
  *
- *   cd /work/main && npm exec -- node bench/pgbouncer.ts            # ~6 min (4 boundaries)
- *   cd /work/main && npm exec -- node bench/pgbouncer.ts --quick    # ~2.5 min (1 boundary)
+ *   cd /work/main && npm exec -- node bench/pgbouncer.ts            # ~8 min (4 boundaries, then (e))
+ *   cd /work/main && npm exec -- node bench/pgbouncer.ts --quick    # ~1.5 min (1 boundary)
  */
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -172,7 +172,7 @@ await main(async () => {
   if (missing) console.log(`- **${missing} boundary × instance pairs had no run.**`);
   const p50 = (m: Map<Variant, number[]>, v: Variant, digits: number) => fmt(median(m.get(v)!), digits);
   console.log(`- Manual runs p50: (a) ${p50(manual, 'a', 1)}, (b) ${p50(manual, 'b', 1)}, (c) ${p50(manual, 'c', 0)}, (d) ${p50(manual, 'd', 0)} ms. Cron p50: (a) ${p50(lateness, 'a', 2)}, (b) ${p50(lateness, 'b', 2)}, (c) ${p50(lateness, 'c', 2)}, (d) ${p50(lateness, 'd', 2)} s.`);
-  console.log('- (a) → (d) is the cost of polling instead of LISTEN/NOTIFY; (d) → (c) is the cost of PgBouncer itself.');
+  console.log('- (a) vs (b) is what session pooling adds. (c) and (d) both wait for the worker\'s 2 s poll (a manual run lands at any phase of it: 0–2 s), and the cron send-it worker\'s 1 s poll; their difference is within that spread.');
   if (QUICK_NOTE) console.log(`- ${QUICK_NOTE}`);
 });
 

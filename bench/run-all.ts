@@ -24,6 +24,8 @@ const FIGURES: Record<string, string[]> = {
   b6: ['bench/pipeline-throughput.ts', '--instances'], // B6 for the AI pipeline
   b7: ['bench/manual-run-latency.ts'],
   retention: ['bench/retention.ts'], // job_logs retention: /status p99 while 1 M old rows are deleted
+  connections: ['bench/connections.ts'], // PostgreSQL connections per instance, idle and busy, per ROLE
+  pgbouncer: ['bench/pgbouncer.ts'], // run pickup and cron lateness behind PgBouncer (skips without it)
 };
 
 const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));

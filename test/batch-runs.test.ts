@@ -87,6 +87,6 @@ describe('runs fetched in batches', () => {
     const singleRuns = t.logs.filter((l) => l.level === 30 && String(l.msg).startsWith('starting job batch-probe')).length;
     expect(batchLines.reduce((sum, l) => sum + Number(l.runs), 0) + singleRuns).toBe(RUNS + 1);
     expect(singleRuns).toBeLessThan(RUNS / 2);
-    expect(t.logs.find((l) => l.level === 50 && l.msg === 'job batch-probe failed: probe failure on call 5')).toMatchObject({ logId: failed[0].id });
+    expect(t.logs.find((l) => l.level === 50 && l.msg === 'job batch-probe failed: probe failure on call 5 (will retry)')).toMatchObject({ logId: failed[0].id });
   });
 });

@@ -47,14 +47,18 @@ describe.skipIf(!binary)('behind PgBouncer', () => {
   beforeAll(async () => {
     console.log(`${await pgBouncerVersion()} (${binary})`);
     llm = await startFakeOpenAI();
-    llm.respond((req) => ({ content: { exam_name: `Concurso ${itemKeyOf(req)}`, organization: null, topics: [{ code: 'T1', name: 'Tema', discipline: 'Geral' }] } }));
+    llm.respond((req) =>
+      req.responseFormatName === 'exam_blueprint'
+        ? { content: { exam_name: `Concurso ${itemKeyOf(req)}`, organization: null, topics: [{ code: 'T1', name: 'Tema', discipline: 'Geral' }] } }
+        : { content: { drops: [{ title: 'Crase', content: 'Crase antes de palavras femininas.' }] } },
+    );
     // Session mode gives each client connection a server connection of its own for as long as it
     // lasts, so its pool must hold every connection of the service; transaction mode shares a few.
     bouncers.session = await startPgBouncer({ serverUrl: pgAdminUrl(), mode: 'session', poolSize: 40 });
     bouncers.transaction = await startPgBouncer({ serverUrl: pgAdminUrl(), mode: 'transaction', poolSize: 4 });
     const start = async (mode: PoolMode) => {
-      const { direct, through } = await databaseBehind(bouncers[mode]);
-      databases.push(direct);
+      const { direct: db, through } = await databaseBehind(bouncers[mode]);
+      databases.push(db);
       // Transaction pooling cannot carry LISTEN/NOTIFY (the startup check refuses it, below).
       services[mode] = await startTestService(mode === 'transaction' ? { USE_LISTEN_NOTIFY: 'false' } : {}, { database: through, llm });
     };
@@ -119,6 +123,13 @@ describe.skipIf(!binary)('behind PgBouncer', () => {
       const res = await t.http(`/api/harvest-items?status=BLUEPRINT_DONE`);
       const done: Json = await res.json();
       expect(done.map((i: Json) => i.id)).toContain(item.id);
+
+      // An Idempotency-Key request writes its key and creates the job in one transaction.
+      const request = () => t.http('/api/jobs/run/generate-drops', { method: 'POST', headers: { 'idempotency-key': `key-${mode}` } });
+      const first: Json = await (await request()).json();
+      const again: Json = await (await request()).json();
+      expect(again).toMatchObject({ jobId: first.jobId, replayed: true });
+      expect((await closedLog(t, first.jobId)).status).toBe('COMPLETED');
     });
 
     it('a schedule edit through the API reaches pg-boss, and so does one made in the table', async () => {
@@ -138,8 +149,7 @@ describe.skipIf(!binary)('behind PgBouncer', () => {
   });
 
   it('a cron occurrence starts a run in both modes', { timeout: 100_000 }, async () => {
-    // Clear of the last seconds of a minute, so both schedules wait for the same boundary.
-    if (new Date().getUTCSeconds() >= 50) await sleep(61_000 - (Date.now() % 60_000));
+    // Each waits for the boundary its own edit reports as next_run_at, however close.
     const boundaries = await Promise.all(
       MODES.map(async (mode) => {
         const t = services[mode];

@@ -183,16 +183,21 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
 
   /**
    * What pg-boss will do with a failed run, decided here so that its log can say so truthfully:
-   * - a configuration error is not retried (no retry can fix a setting): dead-lettered at once;
    * - on a stately queue pg-boss keeps one job waiting to retry; when another run of the job already
-   *   holds that place, a retry of this one would go to the dead-letter queue instead. The runs of a
-   *   job are interchangeable (each takes whatever is pending), so the pending retry absorbs this
-   *   failure: pg-boss records this run completed and the log names the retry that does its work.
+   *   holds that place, this run could only go to the dead-letter queue (pg-boss's retry would find
+   *   the place taken). The runs of a job are interchangeable (each takes whatever is pending), so
+   *   the pending retry absorbs this failure: pg-boss records this run completed and the log names
+   *   the retry that does its work. A run is dead-lettered only when no retry of its job is pending.
    *   While this run is active no other run of a stately queue can be, so that place cannot change
    *   hands before pg-boss settles this run (barring an operator cancelling the pending retry);
+   * - a configuration error is not retried (no retry can fix a setting): dead-lettered at once;
    * - otherwise pg-boss retries while attempts are left, then dead-letters.
    */
   async function fateOf(def: JobDefinition, job: JobWithMetadata<unknown>, attempt: number, error: unknown): Promise<Fate> {
+    const pending = def.queue.policy === 'stately' ? await pendingRetryOf(def.name, job.id) : null;
+    if (pending) {
+      return { status: 'completed', note: ` (not retried: job ${pending}'s pending retry will do this work)`, output: { absorbed_by_job_id: pending }, metadata: { will_retry: false, absorbed_by_job_id: pending } };
+    }
     if (error instanceof ConfigurationError) {
       const failures = error instanceof ItemsConfigurationError ? { failures: listedFailures(error.failures), failures_total: error.failures.length } : undefined;
       return {
@@ -202,14 +207,7 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
         metadata: { will_retry: false, dead_lettered: true, configuration_error: { variables: error.variables }, ...failures },
       };
     }
-    const retriesLeft = attempt <= job.retryLimit;
-    if (retriesLeft && def.queue.policy === 'stately') {
-      const pending = await pendingRetryOf(def.name, job.id);
-      if (pending) {
-        return { status: 'completed', note: ` (not retried: job ${pending}'s pending retry will do this work)`, output: { absorbed_by_job_id: pending }, metadata: { will_retry: false, absorbed_by_job_id: pending } };
-      }
-    }
-    if (retriesLeft) return { status: 'failed', note: ' (will retry)', output: {}, metadata: { will_retry: true } };
+    if (attempt <= job.retryLimit) return { status: 'failed', note: ' (will retry)', output: {}, metadata: { will_retry: true } };
     return { status: 'failed', note: ' (retries spent: dead-lettered)', output: {}, metadata: { will_retry: false, dead_lettered: true } };
   }
 

@@ -7,6 +7,7 @@ import { THIS_WORKER } from '../boss/runner.ts';
 import { workThroughRunner } from '../boss/workers.ts';
 import { createDb, type Db } from '../db/client.ts';
 import { runMigrations } from '../db/migrate.ts';
+import { requireListenNotify } from '../db/listen-notify.ts';
 import { openDatabase } from '../db/open.ts';
 import type { JobLogRow } from '../db/schema.ts';
 import { parseEnv } from '../env.ts';
@@ -36,6 +37,11 @@ async function main(argv: string[]): Promise<number> {
   // Logs on stderr; stdout is the one-line summary.
   const logger = createLogger(env.LOG_LEVEL, process.stderr);
   const opened = await openDatabase(env, logger);
+  // As in the service: a pooler that drops notifications would leave our worker waiting for its poll.
+  if (env.USE_LISTEN_NOTIFY) await requireListenNotify(opened.url, logger).catch(async (error) => {
+    await opened.stop();
+    throw error;
+  });
   const database = createDb(opened.url, { max: env.DB_POOL_MAX, applicationName: 'memodrops-scheduler:cli' });
   const boss = createBoss({
     url: opened.url,

@@ -46,7 +46,7 @@ export async function probeListenNotify(url: string, timeoutMs = 5_000): Promise
 /**
  * Startup check for USE_LISTEN_NOTIFY=true: refuses (a ConfigurationError, exit 2) a database URL
  * through which notifications do not arrive. pg-boss would not notice: its LISTEN succeeds, and its
- * workers would then poll only every 30 s, its fallback while it believes notifications work.
+ * workers would then only poll at their slow backstop interval, as if notifications worked.
  */
 export async function requireListenNotify(url: string, logger: Logger): Promise<void> {
   const probe = await probeListenNotify(url);

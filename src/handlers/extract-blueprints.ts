@@ -1,7 +1,7 @@
-import { sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { z } from 'zod';
-import type { ItemFailure, JobContext, JobDefinition, JobOutcome } from '../boss/job.ts';
-import type { HarvestItemRow } from '../db/schema.ts';
+import type { JobContext, JobDefinition, JobOutcome } from '../boss/job.ts';
+import { harvestItems, type HarvestItemRow } from '../db/schema.ts';
 import { LlmItemError, type LlmSession } from '../llm/openai.ts';
 import { claimPendingHarvestItems, releaseClaims } from './claims.ts';
 import { EXTRACT_SYSTEM_PROMPT, extractUserPrompt } from './extract-blueprints.prompt.ts';
@@ -50,12 +50,16 @@ export async function extractBlueprints(ctx: JobContext): Promise<JobOutcome> {
       } catch (error) {
         if (!(error instanceof LlmItemError)) throw error;
         failures.add({ harvest_item_id: item.id }, error);
+        await markItemError(ctx, item.id, error.message);
         logger.warn({ harvestId: item.id, reason: error.message }, `harvest id=${item.id} failed`);
       }
     });
-    // Failed items are marked once the run knows whether their failure was theirs or the setting's.
-    failures.throwIfConfiguration(succeeded, ITEM_NOUN);
-    await markItemErrors(ctx, failures.list());
+    const refused = failures.configurationError(succeeded, ITEM_NOUN);
+    if (refused) {
+      // The setting failed them, not the items: they go back to PENDING for when it is fixed.
+      await unmarkItemErrors(ctx, refused.failures.map((f) => Number(f.item.harvest_item_id)));
+      throw refused;
+    }
   } finally {
     // After a job-level failure the items not yet done go back to PENDING, untouched.
     await releaseClaims(db, [logId]);
@@ -92,15 +96,19 @@ async function extractOne(ctx: JobContext, llm: LlmSession, item: HarvestItemRow
   if (rows[0]?.claimed !== 1) throw new Error(`claim on harvest id=${item.id} was lost`);
 }
 
-/** One statement marks every failed item with its reason, while this run still holds it. */
-async function markItemErrors(ctx: JobContext, failures: ItemFailure[]): Promise<void> {
-  if (failures.length === 0) return;
-  const rows = failures.map(({ item, reason }) => ({ id: item.harvest_item_id, reason: reason.slice(0, 2000) }));
-  await ctx.db.execute(sql`
-    update harvest_items as h
-    set status = 'BLUEPRINT_ERROR', error_message = f.reason, claimed_by_log_id = null, updated_at = now()
-    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as f(id integer, reason text)
-    where h.id = f.id and h.claimed_by_log_id = ${ctx.logId}`);
+async function markItemError(ctx: JobContext, itemId: number, reason: string): Promise<void> {
+  await ctx.db
+    .update(harvestItems)
+    .set({ status: 'BLUEPRINT_ERROR', error_message: reason.slice(0, 2000), claimed_by_log_id: null, updated_at: sql`now()` })
+    .where(and(eq(harvestItems.id, itemId), eq(harvestItems.claimed_by_log_id, ctx.logId)));
+}
+
+/** Only items still in the error this run gave them (nothing claims a BLUEPRINT_ERROR item). */
+async function unmarkItemErrors(ctx: JobContext, itemIds: number[]): Promise<void> {
+  await ctx.db
+    .update(harvestItems)
+    .set({ status: 'PENDING', error_message: null, updated_at: sql`now()` })
+    .where(and(inArray(harvestItems.id, itemIds), eq(harvestItems.status, 'BLUEPRINT_ERROR')));
 }
 
 export const extractBlueprintsJob: JobDefinition = {

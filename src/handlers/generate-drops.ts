@@ -70,7 +70,8 @@ export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
       if (state.topics === 0 && state.failed === 0) await blueprintDone(ctx, blueprint, tally);
     });
     // Nothing of a failed topic was written, so a configuration failure leaves its blueprint as it was.
-    failures.throwIfConfiguration(tally.topicsDone, ITEM_NOUN);
+    const refused = failures.configurationError(tally.topicsDone, ITEM_NOUN);
+    if (refused) throw refused;
   } finally {
     await releaseClaims(db, [logId]);
   }

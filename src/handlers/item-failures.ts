@@ -26,15 +26,15 @@ export class ItemFailures {
     return this.#failures.map(({ failure }) => failure);
   }
 
-  /** Throws the ConfigurationError described above when this run's failures amount to one. */
-  throwIfConfiguration(succeeded: number, noun: string): void {
+  /** The ConfigurationError described above, when this run's failures amount to one; else null. */
+  configurationError(succeeded: number, noun: string): ItemsConfigurationError | null {
     const [first] = this.#failures;
-    if (succeeded > 0 || this.#failures.length < 2 || !first) return;
+    if (succeeded > 0 || this.#failures.length < 2 || !first) return null;
     const rejected = (status: number | undefined) => status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
     const same = this.#failures.every(({ failure, status }) => rejected(status) && failure.reason === first.failure.reason);
-    if (!same) return;
+    if (!same) return null;
     const failures = this.list();
-    throw new ItemsConfigurationError(
+    return new ItemsConfigurationError(
       `${summarizeFailures(noun, failures.length, failures.length, failures)}: the model server refuses the requests, not the items; ` +
         'check OPENAI_MODEL (it must support Structured Outputs) and OPENAI_BASE_URL',
       ['OPENAI_MODEL', 'OPENAI_BASE_URL'],
