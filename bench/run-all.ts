@@ -3,7 +3,7 @@
  * their markdown sections to bench/results/<mode>.md (or <mode>-b1-b3.md for some) with the commit
  * and the command.
  *
- *   npm run bench                 full mode: the figures quoted in BENCHMARKS.md (~35 min)
+ *   npm run bench                 full mode: the figures quoted in BENCHMARKS.md (~50 min)
  *   npm run bench -- --quick      CI-sized runs that check every script still works (~6.5 min)
  *   npm run bench -- b1 b3        some of them only (the file then holds only those)
  */

@@ -78,7 +78,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     // Only workers listen (an API-only instance's sends notify all the same), which saves it a connection.
     const listens = works && env.USE_LISTEN_NOTIFY;
     // Before anything is opened for good: notifications that never arrive (a transaction-pooling
-    // PgBouncer) would leave workers on pg-boss's 30 s fallback poll without a word.
+    // PgBouncer) would leave workers on their slow fallback poll without a word.
     if (listens) await requireListenNotify(opened.url, logger);
 
     const database = createDb(opened.url, { max: env.DB_POOL_MAX, onError: (error) => logger.warn({ err: error }, 'idle database connection lost') });
