@@ -39,7 +39,7 @@ import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pg from 'pg';
 import { PgBoss, type ConstructorOptions } from 'pg-boss';
-import { createRegistry } from '../src/boss/registry.ts';
+import { createRegistry } from '../src/jobs/registry.ts';
 import { runMigrations } from '../src/db/migrate.ts';
 import { parseEnv } from '../src/env.ts';
 import { startService } from '../src/service.ts';

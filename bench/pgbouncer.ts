@@ -27,7 +27,7 @@
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { PgBoss } from 'pg-boss';
-import { createRegistry } from '../src/boss/registry.ts';
+import { createRegistry } from '../src/jobs/registry.ts';
 import { parseEnv } from '../src/env.ts';
 import { startService, type Service } from '../src/service.ts';
 import { findPgBouncer, pgBouncerVersion, startPgBouncer, type PgBouncer } from '../test/support/pgbouncer.ts';

@@ -1,17 +1,9 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigurationError } from './errors.ts';
+import { isValidTimeZone } from './time-zone.ts';
 
 /** Every environment variable the service reads. The only module that looks at process.env. */
-
-export function isValidTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export function isLoopbackHost(host: string): boolean {
   if (host === 'localhost') return true;

@@ -2,14 +2,14 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { PgBoss } from 'pg-boss';
-import { createBoss, ensureQueues, instanceNameOf, wakeCronSenderOnNotify } from './boss/client.ts';
+import { ensureQueues, wakeCronSenderOnNotify } from './boss/client.ts';
 import { createReaper } from './boss/reaper.ts';
-import { createRegistry, type Registry } from './boss/registry.ts';
-import { createRunner, type Runner } from './boss/runner.ts';
-import { reconcileSchedules, seedSchedules, type SchedulesDeps } from './boss/schedules.ts';
+import { createRegistry, type Registry } from './jobs/registry.ts';
+import { createScheduleSync, seedSchedules, type SchedulesDeps } from './boss/schedules.ts';
 import { registerWorkers } from './boss/workers.ts';
 import pg from 'pg';
-import { createDb, type Database, type Db } from './db/client.ts';
+import { createDb, type Database } from './db/client.ts';
+import { createBossFromEnv, createJobRunner } from './composition.ts';
 import { createLogRetention } from './db/log-retention.ts';
 import { requireListenNotify } from './db/listen-notify.ts';
 import { openDatabase } from './db/open.ts';
@@ -18,7 +18,6 @@ import type { Env } from './env.ts';
 import { ConfigurationError } from './errors.ts';
 import { createApp } from './http/app.ts';
 import { checkLlmBudget } from './llm/budget.ts';
-import { createLlm } from './llm/openai.ts';
 import { maskUrl, type Logger } from './logger.ts';
 
 export type Service = {
@@ -35,24 +34,6 @@ export type Service = {
 const REAPER_INTERVAL_MS = 15_000;
 /** job_logs retention passes: at start, then hourly, so each pass has about an hour's worth to delete. */
 const LOG_RETENTION_INTERVAL_MS = 3_600_000;
-
-/** The runner every run goes through, configured from the environment (service and CLI alike). */
-export function createJobRunner(env: Env, db: Db, boss: PgBoss, logger: Logger): Runner {
-  return createRunner({
-    db,
-    boss,
-    llm: createLlm({
-      apiKey: env.OPENAI_API_KEY,
-      baseURL: env.OPENAI_BASE_URL,
-      model: env.OPENAI_MODEL,
-      timeoutMs: env.OPENAI_TIMEOUT_SECONDS * 1000,
-      maxRetries: env.OPENAI_MAX_RETRIES,
-      retryAfterMaxMs: env.OPENAI_RETRY_AFTER_MAX_SECONDS * 1000,
-    }),
-    logger,
-    settings: { extractBatchSize: env.EXTRACT_BATCH_SIZE, llmConcurrency: env.LLM_CONCURRENCY, dropsBatchSize: env.DROPS_BATCH_SIZE },
-  });
-}
 
 /**
  * Boot: database → migrations → pg-boss → queues → schedules → workers → HTTP. ROLE=api skips
@@ -85,16 +66,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     releasers.push(() => database.close());
     await runMigrations(database.pool);
 
-    const boss = createBoss({
-      url: opened.url,
-      logger,
-      schedule: works,
-      cronWorkerIntervalSeconds: env.CRON_WORKER_INTERVAL_SECONDS,
-      cronMonitorIntervalSeconds: env.CRON_MONITOR_INTERVAL_SECONDS,
-      useListenNotify: listens,
-      poolMax: env.PGBOSS_POOL_MAX,
-      instanceName: instanceNameOf(env.ROLE),
-    });
+    const boss = createBossFromEnv(env, { url: opened.url, logger, role: env.ROLE, listens });
     await boss.start();
     if (works && env.USE_LISTEN_NOTIFY) await wakeCronSenderOnNotify(boss);
     const runner = createJobRunner(env, database.db, boss, logger);
@@ -107,7 +79,8 @@ export async function startService(env: Env, logger: Logger, registry = createRe
 
     const schedulesDeps: SchedulesDeps = { db: database.db, boss, registry, defaultTimeZone: env.SCHEDULER_TIMEZONE, logger };
     await seedSchedules(schedulesDeps);
-    const { rows } = await reconcileSchedules(schedulesDeps);
+    const scheduleSync = createScheduleSync(schedulesDeps);
+    const { rows } = await scheduleSync.reconcile();
     const active = rows.filter((row) => row.is_active && registry.has(row.job_name));
     if (works) {
       logger.info(`found ${active.length} scheduled jobs`);
@@ -123,7 +96,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
       await reaper.reap();
       await registerWorkers(boss, registry, runner);
       releasers.push(every(env.SCHEDULE_SYNC_SECONDS * 1000, logger, 'schedule sync', async () => {
-        const { scheduled, unscheduled } = await reconcileSchedules(schedulesDeps);
+        const { scheduled, unscheduled } = await scheduleSync.reconcile();
         if (scheduled.length || unscheduled.length) logger.info({ scheduled, unscheduled }, 'job_schedule edited outside the API: pg-boss updated');
       }));
       releasers.push(every(REAPER_INTERVAL_MS, logger, 'reaper', () => reaper.reap()));

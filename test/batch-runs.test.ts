@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobDefinition } from '../src/boss/job.ts';
-import { createRegistry } from '../src/boss/registry.ts';
+import type { JobDefinition } from '../src/jobs/job.ts';
+import { createRegistry } from '../src/jobs/registry.ts';
 import type { Json } from './support/http.ts';
 import { eventually, startTestService, type TestService } from './support/service.ts';
 

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deadLetterQueueOf } from '../src/boss/job.ts';
-import { createRegistry } from '../src/boss/registry.ts';
-import { extractBlueprintsJob } from '../src/handlers/extract-blueprints.ts';
-import { generateDropsJob } from '../src/handlers/generate-drops.ts';
+import { deadLetterQueueOf } from '../src/jobs/job.ts';
+import { createRegistry } from '../src/jobs/registry.ts';
+import { extractBlueprintsJob } from '../src/jobs/extract-blueprints.ts';
+import { generateDropsJob } from '../src/jobs/generate-drops.ts';
 import { startFakeOpenAI, type FakeOpenAI } from './support/fake-openai.ts';
 import { call, expectError, ISO, postJson, type Json } from './support/http.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LISTED_FAILURES, listedFailures, summarizeFailures } from '../src/boss/failures.ts';
+import { LISTED_FAILURES, listedFailures, summarizeFailures } from '../src/jobs/failures.ts';
 
 /** The summary and list a run's log keeps of its failed items (pure functions, no database). */
 

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createRegistry } from '../src/boss/registry.ts';
+import { createRegistry } from '../src/jobs/registry.ts';
 import { parseEnv } from '../src/env.ts';
-import { extractBlueprintsJob } from '../src/handlers/extract-blueprints.ts';
-import { generateDropsJob } from '../src/handlers/generate-drops.ts';
+import { extractBlueprintsJob } from '../src/jobs/extract-blueprints.ts';
+import { generateDropsJob } from '../src/jobs/generate-drops.ts';
 import { checkLlmBudget, worstLlmCallSeconds } from '../src/llm/budget.ts';
 import { createLlm } from '../src/llm/openai.ts';
 import { createLogger } from '../src/logger.ts';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deadLetterQueueOf } from '../src/boss/job.ts';
+import { deadLetterQueueOf } from '../src/jobs/job.ts';
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from './support/fake-openai.ts';
 import type { Json } from './support/http.ts';
 import { gaps, script, startDroppingProxy, subjectOf, type DroppingProxy } from './support/llm-faults.ts';

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobContext, JobOutcome } from '../src/boss/job.ts';
+import type { JobContext, JobOutcome } from '../src/jobs/job.ts';
 import { createDb, type Database } from '../src/db/client.ts';
-import { extractBlueprints } from '../src/handlers/extract-blueprints.ts';
-import { generateDrops } from '../src/handlers/generate-drops.ts';
+import { extractBlueprints } from '../src/jobs/extract-blueprints.ts';
+import { generateDrops } from '../src/jobs/generate-drops.ts';
 import { createLlm } from '../src/llm/openai.ts';
 import { createLogger } from '../src/logger.ts';
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from './support/fake-openai.ts';

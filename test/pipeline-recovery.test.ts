@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReaper } from '../src/boss/reaper.ts';
-import { createRegistry } from '../src/boss/registry.ts';
-import { extractBlueprintsJob } from '../src/handlers/extract-blueprints.ts';
-import { generateDropsJob } from '../src/handlers/generate-drops.ts';
+import { createRegistry } from '../src/jobs/registry.ts';
+import { extractBlueprintsJob } from '../src/jobs/extract-blueprints.ts';
+import { generateDropsJob } from '../src/jobs/generate-drops.ts';
 import { createLogger } from '../src/logger.ts';
 import type { FakeReply, FakeRequest } from './support/fake-openai.ts';
 import type { Json } from './support/http.ts';

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEAD_LETTER_RETENTION, JOB_QUEUE_RETENTION, PG_BOSS_MAINTENANCE_INTERVAL_SECONDS } from '../src/boss/client.ts';
-import { deadLetterQueueOf } from '../src/boss/job.ts';
+import { deadLetterQueueOf } from '../src/jobs/job.ts';
 import { createDb, type Database } from '../src/db/client.ts';
 import { createLogRetention, RETENTION_LOCK_NAME } from '../src/db/log-retention.ts';
 import { EnvError, parseEnv } from '../src/env.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deadLetterQueueOf, type JobDefinition } from '../src/boss/job.ts';
-import { createRegistry, JOBS } from '../src/boss/registry.ts';
+import { deadLetterQueueOf, type JobDefinition } from '../src/jobs/job.ts';
+import { createRegistry, JOBS } from '../src/jobs/registry.ts';
 import type { FakeRequest } from './support/fake-openai.ts';
 import type { Json } from './support/http.ts';
 import { closedLog, trigger, userMessage } from './support/pipeline.ts';

@@ -1,7 +1,7 @@
 import { PgBoss, type Queue } from 'pg-boss';
-import { deadLetterQueueOf } from './job.ts';
+import { deadLetterQueueOf } from '../jobs/job.ts';
 import type { Logger } from '../logger.ts';
-import type { Registry } from './registry.ts';
+import type { Registry } from '../jobs/registry.ts';
 
 export type BossOptions = {
   url: string;

@@ -1,5 +1,5 @@
 import { CronExpressionParser } from 'cron-parser';
-import { isValidTimeZone } from '../env.ts';
+import { isValidTimeZone } from '../time-zone.ts';
 
 const FIELDS = 'minute hour day-of-month month day-of-week';
 

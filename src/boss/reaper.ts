@@ -1,8 +1,8 @@
-import { and, eq, gte, lt, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { PgBoss } from 'pg-boss';
 import type { Db } from '../db/client.ts';
-import { jobLogs } from '../db/schema.ts';
-import { releaseOrphanedClaims } from '../handlers/claims.ts';
+import { closeLostRun, openRunsBetween } from '../db/job-logs.ts';
+import { releaseOrphanedClaims } from '../db/claims.ts';
 import type { Logger } from '../logger.ts';
 
 export type ReaperDeps = { db: Db; boss: PgBoss; logger: Logger };
@@ -34,16 +34,7 @@ export function createReaper({ db, boss, logger }: ReaperDeps): Reaper {
     async reap() {
       const { rows } = await db.execute<{ now_ms: number }>(sql`select (extract(epoch from now()) * 1000)::float8 as now_ms`);
       const passStartedAt = rows[0]!.now_ms;
-      const open = await db
-        .select()
-        .from(jobLogs)
-        .where(
-          and(
-            eq(jobLogs.status, 'STARTED'),
-            scanFrom ? gte(jobLogs.started_at, scanFrom) : undefined,
-            previousPassAt ? lt(jobLogs.started_at, previousPassAt) : undefined,
-          ),
-        );
+      const open = await openRunsBetween(db, scanFrom, previousPassAt);
 
       let closed = 0;
       // The runs left for the next pass are after the previous pass: the next scan starts before it.
@@ -56,16 +47,7 @@ export function createReaper({ db, boss, logger }: ReaperDeps): Reaper {
           oldestAlive = Math.min(oldestAlive, log.started_at.getTime());
           continue;
         }
-        const result = await db
-          .update(jobLogs)
-          .set({
-            status: 'FAILED',
-            ended_at: sql`now()`,
-            error_message: 'interrupted: worker lost',
-            metadata: sql`${jobLogs.metadata} || ${JSON.stringify({ reaped: true, pgboss_state: job?.state ?? 'gone' })}::jsonb`,
-          })
-          .where(and(eq(jobLogs.id, log.id), eq(jobLogs.status, 'STARTED')));
-        if (result.rowCount) {
+        if (await closeLostRun(db, log.id, { reaped: true, pgboss_state: job?.state ?? 'gone' })) {
           closed += 1;
           logger.warn({ job: log.job_name, logId: log.id, jobId }, `run ${log.id} of ${log.job_name} lost its worker: closed as FAILED`);
         }

@@ -1,14 +1,14 @@
 import { hostname } from 'node:os';
-import { sql } from 'drizzle-orm';
 import type { JobResult, JobWithMetadata, PgBoss } from 'pg-boss';
 import { z } from 'zod';
 import type { Db } from '../db/client.ts';
+import { closeRuns, openRuns, type RunEnd } from '../db/job-logs.ts';
 import { ConfigurationError } from '../errors.ts';
 import type { Llm, LlmSession, LlmUsage } from '../llm/openai.ts';
 import type { Logger } from '../logger.ts';
-import { TRIGGERS, type JobContext, type JobDefinition, type JobOutcome, type JobSettings, type Trigger } from './job.ts';
+import { TRIGGERS, type JobContext, type JobDefinition, type JobOutcome, type JobSettings, type Trigger } from '../jobs/job.ts';
 import { previousOccurrence } from './cron.ts';
-import { ItemsConfigurationError, listedFailures, summarizeFailures } from './failures.ts';
+import { ItemsConfigurationError, listedFailures, summarizeFailures } from '../jobs/failures.ts';
 import { recordRun } from './schedules.ts';
 
 export type RunnerDeps = {
@@ -102,14 +102,9 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
     return batch;
   }
 
-  /** One insert for the batch's STARTED rows; committed before any handler starts, so a crash leaves them for the reaper. */
-  async function openLogs(jobName: string, runs: Run[]): Promise<Map<string, number>> {
-    const metadata = runs.map(({ job, trigger, attempt }) => ({ job_id: job.id, trigger, attempt, worker }));
-    const { rows } = await db.execute<{ id: number; job_id: string }>(sql`
-      insert into job_logs (job_name, status, metadata)
-      select ${jobName}, 'STARTED', m from jsonb_array_elements(${JSON.stringify(metadata)}::jsonb) as m
-      returning id, metadata->>'job_id' as job_id`);
-    return new Map(rows.map((row) => [row.job_id, row.id]));
+  /** Committed before any handler starts, so a crash leaves the rows for the reaper. */
+  function openLogs(jobName: string, runs: Run[]): Promise<Map<string, number>> {
+    return openRuns(db, jobName, runs.map(({ job, trigger, attempt }) => ({ job_id: job.id, trigger, attempt, worker })));
   }
 
   /**
@@ -225,7 +220,7 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
 
   /** One update closes every log of the batch; a log the reaper already closed stays closed. */
   async function closeLogs(endings: Ending[]): Promise<void> {
-    const values = endings.map((e) => ({
+    const ends: RunEnd[] = endings.map((e) => ({
       id: e.logId,
       status: e.status,
       items_processed: e.outcome?.itemsProcessed ?? 0,
@@ -234,15 +229,9 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
       metadata: e.metadata,
     }));
     try {
-      await db.execute(sql`
-        update job_logs as l
-        set status = v.status, ended_at = now(), items_processed = v.items_processed, items_failed = v.items_failed,
-            error_message = v.error_message, metadata = l.metadata || v.metadata
-        from jsonb_to_recordset(${JSON.stringify(values)}::jsonb)
-          as v(id integer, status text, items_processed integer, items_failed integer, error_message text, metadata jsonb)
-        where l.id = v.id and l.status = 'STARTED'`);
+      await closeRuns(db, ends);
     } catch (error) {
-      logger.error({ err: error, logIds: values.map((v) => v.id) }, 'could not record how the runs ended; the reaper will close their logs');
+      logger.error({ err: error, logIds: ends.map((v) => v.id) }, 'could not record how the runs ended; the reaper will close their logs');
       // pg-boss fails (and retries) the batch: a run whose end is not recorded is not done.
       throw new Error(`could not record how the runs ended: ${reasonOf(error, 'database error')}`);
     }

@@ -4,8 +4,8 @@ import type { Db } from '../db/client.ts';
 import { jobSchedule, type JobScheduleRow, type MissedPolicy } from '../db/schema.ts';
 import type { Logger } from '../logger.ts';
 import { cronProblem, nextOccurrence, timeZoneProblem } from './cron.ts';
-import type { CronPayload } from './job.ts';
-import type { Registry } from './registry.ts';
+import type { CronPayload } from '../jobs/job.ts';
+import type { Registry } from '../jobs/registry.ts';
 
 /**
  * job_schedule is the source of truth; this module keeps pg-boss's schedules equal to it.
@@ -56,14 +56,28 @@ export async function seedSchedules({ db, registry, defaultTimeZone }: Schedules
   await db.insert(jobSchedule).values(rows).onConflictDoNothing({ target: jobSchedule.job_name });
 }
 
-/** Row problems that keep a row out of pg-boss, reported once per distinct bad value. */
-const reported = new Set<string>();
+export type ScheduleSync = {
+  /**
+   * Makes pg-boss match the table: schedules active rows, unschedules inactive and unknown ones,
+   * and refreshes next_run_at. Returns the rows and what changed in pg-boss, for the caller to log.
+   */
+  reconcile(): Promise<{ rows: JobScheduleRow[]; scheduled: string[]; unscheduled: string[] }>;
+};
 
-/**
- * Makes pg-boss match the table: schedules active rows, unschedules inactive and unknown ones,
- * and refreshes next_run_at. Returns the rows and what changed in pg-boss, for the caller to log.
- */
-export async function reconcileSchedules(deps: SchedulesDeps): Promise<{ rows: JobScheduleRow[]; scheduled: string[]; unscheduled: string[] }> {
+/** One per service: it remembers which bad rows it has reported, so each is logged once, not every pass. */
+export function createScheduleSync(deps: SchedulesDeps): ScheduleSync {
+  const reported = new Set<string>();
+  const report: Report = (key, fields, message) => {
+    if (reported.has(key)) return;
+    reported.add(key);
+    deps.logger.error(fields, message);
+  };
+  return { reconcile: () => reconcileSchedules(deps, report) };
+}
+
+type Report = (key: string, fields: object, message: string) => void;
+
+async function reconcileSchedules(deps: SchedulesDeps, report: Report): Promise<{ rows: JobScheduleRow[]; scheduled: string[]; unscheduled: string[] }> {
   const { db, boss, registry, logger } = deps;
   const rows = await db.select().from(jobSchedule).orderBy(jobSchedule.id);
   const scheduled: string[] = [];
@@ -71,10 +85,10 @@ export async function reconcileSchedules(deps: SchedulesDeps): Promise<{ rows: J
 
   for (const row of rows) {
     if (!registry.has(row.job_name)) {
-      report(logger, `${row.job_name}:unknown`, { job: row.job_name }, 'job_schedule row names no registered job; ignored');
+      report(`${row.job_name}:unknown`, { job: row.job_name }, 'job_schedule row names no registered job; ignored');
       continue;
     }
-    const change = await syncRow(deps, row.job_name);
+    const change = await syncRow(deps, row.job_name, report);
     if (change === 'scheduled') scheduled.push(row.job_name);
     if (change === 'unscheduled') unscheduled.push(row.job_name);
   }
@@ -94,14 +108,14 @@ export async function reconcileSchedules(deps: SchedulesDeps): Promise<{ rows: J
  * Brings pg-boss in line with one row. The row is locked and pg-boss read after the lock, so an API
  * edit committing meanwhile is seen, never overwritten with the value read before it.
  */
-async function syncRow(deps: SchedulesDeps, jobName: string): Promise<'scheduled' | 'unscheduled' | null> {
-  const { db, boss, logger } = deps;
+async function syncRow(deps: SchedulesDeps, jobName: string, report: Report): Promise<'scheduled' | 'unscheduled' | null> {
+  const { db, boss } = deps;
   return db.transaction(async (tx) => {
     const [row] = await tx.select().from(jobSchedule).where(eq(jobSchedule.job_name, jobName)).for('update');
     if (!row) return null;
     const problem = scheduleProblem(row);
     if (problem) {
-      report(logger, `${row.job_name}:${row.cron_expression}:${row.timezone}`, { job: row.job_name }, `job_schedule row is invalid, pg-boss keeps its previous schedule: ${problem}`);
+      report(`${row.job_name}:${row.cron_expression}:${row.timezone}`, { job: row.job_name }, `job_schedule row is invalid, pg-boss keeps its previous schedule: ${problem}`);
       return null;
     }
     const next = nextRunAt(row);
@@ -112,12 +126,6 @@ async function syncRow(deps: SchedulesDeps, jobName: string): Promise<'scheduled
     await applyToBoss(boss, row, fromDrizzle(tx, sql));
     return row.is_active ? 'scheduled' : 'unscheduled';
   });
-}
-
-function report(logger: Logger, key: string, fields: object, message: string): void {
-  if (reported.has(key)) return;
-  reported.add(key);
-  logger.error(fields, message);
 }
 
 /**

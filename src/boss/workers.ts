@@ -1,6 +1,6 @@
 import type { PgBoss, WorkOptions } from 'pg-boss';
-import type { JobDefinition } from './job.ts';
-import type { Registry } from './registry.ts';
+import type { JobDefinition } from '../jobs/job.ts';
+import type { Registry } from '../jobs/registry.ts';
 import type { Runner } from './runner.ts';
 
 /** At most this late does a retry start after its delay (a cheap indexed fetch per queue this often). */

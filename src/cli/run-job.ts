@@ -1,11 +1,11 @@
-import { sql } from 'drizzle-orm';
 import type { PgBoss } from 'pg-boss';
-import { createBoss, ensureQueues, instanceNameOf, WORKING_INSTANCE_NAMES } from '../boss/client.ts';
-import type { JobPayload } from '../boss/job.ts';
-import { createRegistry } from '../boss/registry.ts';
+import { ensureQueues, WORKING_INSTANCE_NAMES } from '../boss/client.ts';
+import type { JobPayload } from '../jobs/job.ts';
+import { createRegistry } from '../jobs/registry.ts';
 import { THIS_WORKER } from '../boss/runner.ts';
 import { workThroughRunner } from '../boss/workers.ts';
 import { createDb, type Db } from '../db/client.ts';
+import { runOfJob } from '../db/job-logs.ts';
 import { runMigrations } from '../db/migrate.ts';
 import { requireListenNotify } from '../db/listen-notify.ts';
 import { openDatabase } from '../db/open.ts';
@@ -14,7 +14,7 @@ import { parseEnv } from '../env.ts';
 import { CONFIGURATION_EXIT_CODE } from '../errors.ts';
 import { checkLlmBudget } from '../llm/budget.ts';
 import { createLogger } from '../logger.ts';
-import { createJobRunner } from '../service.ts';
+import { createBossFromEnv, createJobRunner } from '../composition.ts';
 import { runCommand } from './command.ts';
 
 /**
@@ -43,17 +43,7 @@ async function main(argv: string[]): Promise<number> {
     throw error;
   });
   const database = createDb(opened.url, { max: env.DB_POOL_MAX, applicationName: 'memodrops-scheduler:cli' });
-  const boss = createBoss({
-    url: opened.url,
-    logger,
-    schedule: false,
-    cronWorkerIntervalSeconds: env.CRON_WORKER_INTERVAL_SECONDS,
-    cronMonitorIntervalSeconds: env.CRON_MONITOR_INTERVAL_SECONDS,
-    useListenNotify: env.USE_LISTEN_NOTIFY,
-    applicationName: 'memodrops-scheduler:cli:pg-boss',
-    poolMax: env.PGBOSS_POOL_MAX,
-    instanceName: instanceNameOf('cli'),
-  });
+  const boss = createBossFromEnv(env, { url: opened.url, logger, role: 'cli', listens: env.USE_LISTEN_NOTIFY });
   try {
     await runMigrations(database.pool);
     await boss.start();
@@ -108,8 +98,7 @@ async function main(argv: string[]): Promise<number> {
 async function waitForRun(db: Db, jobId: string, timeoutMs: number, onWaiting: () => Promise<boolean>): Promise<JobLogRow> {
   let lastCheck = Date.now();
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
-    const { rows } = await db.execute<JobLogRow>(sql`select * from job_logs where metadata->>'job_id' = ${jobId} order by id desc limit 1`);
-    const log = rows[0];
+    const log = await runOfJob(db, jobId);
     if (log && log.status !== 'STARTED') return log;
     if (!log && Date.now() - lastCheck > 5_000) {
       lastCheck = Date.now();

@@ -1,5 +1,5 @@
 import { HTTPException } from 'hono/http-exception';
-import type { Registry } from '../boss/registry.ts';
+import type { Registry } from '../jobs/registry.ts';
 
 /** Returns a check that throws a 404 for anything that is not a registered job, before any query uses the name. */
 export function knownJobOf(registry: Registry): (name: string) => string {

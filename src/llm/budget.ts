@@ -1,6 +1,8 @@
-import type { JobDefinition } from '../boss/job.ts';
 import type { Env } from '../env.ts';
 import { ConfigurationError } from '../errors.ts';
+
+/** What the check needs of a job (a JobDefinition has it); llm/ knows nothing of the jobs themselves. */
+export type BudgetedJob = { name: string; usesLlm?: boolean; queue: { expireInSeconds?: number } };
 
 export type LlmBudgetEnv = Pick<Env, 'OPENAI_TIMEOUT_SECONDS' | 'OPENAI_MAX_RETRIES' | 'OPENAI_RETRY_AFTER_MAX_SECONDS'>;
 
@@ -19,7 +21,7 @@ export function worstLlmCallSeconds(env: LlmBudgetEnv): number {
  * an item (a call and, after a bad answer, one re-ask) ends before the run is timed out.
  * Throws, naming the variables and the jobs, when it does not.
  */
-export function checkLlmBudget(env: LlmBudgetEnv, jobs: Iterable<JobDefinition>): void {
+export function checkLlmBudget(env: LlmBudgetEnv, jobs: Iterable<BudgetedJob>): void {
   const worst = worstLlmCallSeconds(env);
   const tooShort = [...jobs]
     // A job that never calls the model has no LLM call to fit.

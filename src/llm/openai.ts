@@ -1,9 +1,11 @@
 import OpenAI from 'openai';
-import { ContentFilterFinishReasonError, LengthFinishReasonError } from 'openai/error';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import type { z } from 'zod';
-import { ConfigurationError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { abortReason, backoffMs, BadOutputError, classify, LlmItemError, LlmUnavailableError, TransientError } from './errors.ts';
+
+// The jobs catch these by importing them from here.
+export { LlmItemError, LlmUnavailableError } from './errors.ts';
 
 export type LlmConfig = {
   apiKey?: string;
@@ -53,43 +55,6 @@ export type LlmSession = {
 };
 
 export type Llm = { model: string; session(): LlmSession };
-
-/**
- * The job cannot do its work (no key, key rejected, model unknown): fail the run, touch no item,
- * and do not retry: the message says which setting to fix.
- */
-export class LlmUnavailableError extends ConfigurationError {}
-
-/** This one item could not be answered (invalid output, refusal, truncated, upstream errors). */
-export class LlmItemError extends Error {
-  /** The HTTP status the server answered with, when that is why. */
-  readonly status: number | undefined;
-  constructor(message: string, status?: number) {
-    super(message);
-    this.status = status;
-  }
-}
-
-/** An answer that is there but unusable: worth asking once more. */
-class BadOutputError extends Error {}
-
-/** A failure that may pass by itself: worth a retry after a wait. */
-class TransientError extends Error {
-  /** What failed, e.g. "LLM error 429" (the message adds the details). */
-  readonly summary: string;
-  readonly detail: string;
-  /** The wait the server asked for (Retry-After), if any. */
-  readonly retryAfterMs: number | undefined;
-  constructor(summary: string, detail: string, retryAfterMs?: number) {
-    super(detail ? `${summary}: ${detail}` : summary);
-    this.summary = summary;
-    this.detail = detail;
-    this.retryAfterMs = retryAfterMs;
-  }
-}
-
-/** Statuses worth a retry; 401/403/404 stop the job, other 4xx fail the item at once. */
-const isTransientStatus = (status: number) => status === 408 || status === 429 || status >= 500;
 
 const MAX_ASKS = 2;
 
@@ -206,23 +171,6 @@ export function createLlm(config: LlmConfig): Llm {
   };
 }
 
-/** base, 2×base, 4×base… less up to 25 % jitter, so parallel calls do not retry in step. */
-function backoffMs(baseMs: number, retry: number): number {
-  return baseMs * 2 ** (retry - 1) * (1 - Math.random() * 0.25);
-}
-
-/** The wait a response asks for: `retry-after-ms`, or `retry-after` in seconds or as an HTTP date. */
-function retryAfterOf(headers: Headers | undefined): number | undefined {
-  const ms = Number.parseFloat(headers?.get('retry-after-ms') ?? '');
-  if (Number.isFinite(ms) && ms >= 0) return ms;
-  const value = headers?.get('retry-after');
-  if (!value) return undefined;
-  const seconds = Number.parseFloat(value);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
 /** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -237,37 +185,4 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-function abortReason(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new Error('run aborted');
-}
-
-/** Sorts an SDK failure: stop the job, retry later, ask again, or give up on this item. */
-function classify(error: unknown, signal: AbortSignal | undefined, timeoutMs: number, model: string): Error {
-  if (signal?.aborted) return abortReason(signal);
-  if (error instanceof BadOutputError || error instanceof LlmItemError) return error;
-  if (error instanceof OpenAI.AuthenticationError || error instanceof OpenAI.PermissionDeniedError) {
-    return new LlmUnavailableError(`the model server rejected the API key (${error.status}): check OPENAI_API_KEY (and OPENAI_BASE_URL, if the key is for another server)`, ['OPENAI_API_KEY', 'OPENAI_BASE_URL']);
-  }
-  if (error instanceof OpenAI.NotFoundError) {
-    return new LlmUnavailableError(`model "${model}" or endpoint not found (404): check OPENAI_MODEL and OPENAI_BASE_URL`, ['OPENAI_MODEL', 'OPENAI_BASE_URL']);
-  }
-  if (error instanceof LengthFinishReasonError) return new BadOutputError('output truncated (finish_reason=length)');
-  if (error instanceof ContentFilterFinishReasonError) return new BadOutputError('output blocked by the content filter');
-  if (error instanceof OpenAI.APIConnectionTimeoutError) return new TransientError(`LLM request timed out (${timeoutMs / 1000} s)`, '');
-  if (error instanceof OpenAI.APIConnectionError) return new TransientError('LLM unreachable', error.message);
-  if (error instanceof OpenAI.APIError) {
-    const status = error.status;
-    // The SDK's message starts with the status again ("429 Rate limit reached…").
-    const detail = error.message.replace(/^\d{3}\s+/, '');
-    if (status !== undefined && isTransientStatus(status)) return new TransientError(`LLM error ${status}`, detail, retryAfterOf(error.headers));
-    return new LlmItemError(`LLM error ${status ?? '(no status)'}: ${detail}`, status);
-  }
-  if (error instanceof SyntaxError) return new BadOutputError(`model output is not valid JSON: ${error.message}`);
-  if (error instanceof Error && error.name === 'ZodError' && 'issues' in error && Array.isArray(error.issues)) {
-    const issues = (error.issues as Array<{ path: PropertyKey[]; message: string }>).map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
-    return new BadOutputError(`model output does not match the schema: ${issues.join('; ')}`);
-  }
-  return error instanceof Error ? error : new Error(String(error));
 }

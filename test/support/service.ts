@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import type { Registry } from '../../src/boss/registry.ts';
+import type { Registry } from '../../src/jobs/registry.ts';
 import { parseEnv, type Env } from '../../src/env.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startService, type Service } from '../../src/service.ts';

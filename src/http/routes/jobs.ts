@@ -1,14 +1,13 @@
-import { desc, eq } from 'drizzle-orm';
-import { unionAll } from 'drizzle-orm/pg-core';
+import { eq } from 'drizzle-orm';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
-import type { JobPayload } from '../../boss/job.ts';
+import type { JobPayload } from '../../jobs/job.ts';
 import { type SchedulesDeps, ScheduleInputError, updateSchedule } from '../../boss/schedules.ts';
-import { countLogs } from '../../db/log-count.ts';
-import { jobLogs, jobSchedule, MISSED_POLICIES } from '../../db/schema.ts';
+import { countRuns, latestRun, latestRuns, listRuns } from '../../db/job-logs.ts';
+import { jobSchedule, MISSED_POLICIES } from '../../db/schema.ts';
 import { knownJobOf } from '../known-job.ts';
-import { createRunRequests, IDEMPOTENCY_KEY } from '../run-requests.ts';
+import { createRunRequests, IDEMPOTENCY_KEY } from '../../boss/run-requests.ts';
 import { noBody, PaginationSchema, text, validate } from '../validation.ts';
 
 /** The design document's seven control routes, under /api/jobs. */
@@ -33,17 +32,6 @@ export function jobsRoutes(deps: SchedulesDeps & { runLimit?: MiddlewareHandler 
   const app = new Hono();
   const knownJob = knownJobOf(registry);
   const runRequests = createRunRequests(deps);
-  /** The newest run of a job: one index probe, however long the history. */
-  const latestLogQuery = (name: string) =>
-    db.select().from(jobLogs).where(eq(jobLogs.job_name, name)).orderBy(desc(jobLogs.started_at), desc(jobLogs.id)).limit(1);
-  /** The newest run of each job, in one statement. */
-  const latestLogs = async (names: string[]) => {
-    const [first, second, ...rest] = names.map(latestLogQuery);
-    const rows = !first ? [] : !second ? await first : await unionAll(first, second, ...rest);
-    const byJob = new Map(rows.map((row) => [row.job_name, row]));
-    return Object.fromEntries(names.map((name) => [name, byJob.get(name) ?? null]));
-  };
-
   app.get('/schedules', async (c) => c.json(await db.select().from(jobSchedule).orderBy(jobSchedule.id)));
 
   app.get('/schedules/:jobName', async (c) => {
@@ -80,21 +68,19 @@ export function jobsRoutes(deps: SchedulesDeps & { runLimit?: MiddlewareHandler 
 
   app.get('/logs', validate('query', LogsQuerySchema), async (c) => {
     const { jobName, limit, offset } = c.req.valid('query');
-    const where = jobName === undefined ? undefined : eq(jobLogs.job_name, knownJob(jobName));
-    const rows = await db.select().from(jobLogs).where(where).orderBy(desc(jobLogs.started_at), desc(jobLogs.id)).limit(limit).offset(offset);
-    return c.json(rows);
+    return c.json(await listRuns(db, { jobName: jobName === undefined ? undefined : knownJob(jobName), limit, offset }));
   });
 
   app.get('/logs/:jobName/latest', async (c) => {
     const name = knownJob(c.req.param('jobName'));
-    const [row] = await latestLogQuery(name);
+    const row = await latestRun(db, name);
     if (!row) throw new HTTPException(404, { message: `job ${name} has not run yet` });
     return c.json(row);
   });
 
   app.get('/status', async (c) => {
     const names = [...registry.keys()];
-    const [schedules, latest, logCount] = await Promise.all([db.select().from(jobSchedule).orderBy(jobSchedule.id), latestLogs(names), countLogs(db)]);
+    const [schedules, latest, logCount] = await Promise.all([db.select().from(jobSchedule).orderBy(jobSchedule.id), latestRuns(db, names), countRuns(db)]);
     return c.json({ schedules, latestLogs: latest, totalLogs: logCount.total, totalLogsEstimated: logCount.estimated });
   });
 

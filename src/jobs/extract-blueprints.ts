@@ -1,9 +1,9 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { z } from 'zod';
-import type { JobContext, JobDefinition, JobOutcome } from '../boss/job.ts';
+import { PIPELINE_QUEUE, type JobContext, type JobDefinition, type JobOutcome } from './job.ts';
 import { harvestItems, type HarvestItemRow } from '../db/schema.ts';
 import { LlmItemError, type LlmSession } from '../llm/openai.ts';
-import { claimPendingHarvestItems, releaseClaims } from './claims.ts';
+import { claimPendingHarvestItems, releaseClaims } from '../db/claims.ts';
 import { EXTRACT_SYSTEM_PROMPT, extractUserPrompt } from './extract-blueprints.prompt.ts';
 import { forEachBounded } from './for-each-bounded.ts';
 import { ItemFailures } from './item-failures.ts';
@@ -117,15 +117,6 @@ export const extractBlueprintsJob: JobDefinition = {
   defaultCron: '0 */6 * * *',
   itemNoun: ITEM_NOUN,
   usesLlm: true,
-  queue: {
-    policy: 'stately',
-    retryLimit: 3,
-    retryDelay: 30,
-    retryBackoff: true,
-    retryDelayMax: 600,
-    expireInSeconds: 15 * 60,
-    // A killed worker's run is noticed (and retried) within ~20 s instead of at expiry.
-    heartbeatSeconds: 10,
-  },
+  queue: { ...PIPELINE_QUEUE, expireInSeconds: 15 * 60 },
   handler: extractBlueprints,
 };

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
-import type { JobContext, JobDefinition, JobOutcome } from '../boss/job.ts';
+import { PIPELINE_QUEUE, type JobContext, type JobDefinition, type JobOutcome } from './job.ts';
 import { dropCache, examBlueprints, type BlueprintTopic, type ExamBlueprintRow } from '../db/schema.ts';
 import { LlmItemError, type LlmSession } from '../llm/openai.ts';
-import { claimBlueprintsWithoutDrops, releaseClaims } from './claims.ts';
+import { claimBlueprintsWithoutDrops, releaseClaims } from '../db/claims.ts';
 import { forEachBounded } from './for-each-bounded.ts';
 import { ItemFailures } from './item-failures.ts';
 import { DROPS_SYSTEM_PROMPT, dropsUserPrompt } from './generate-drops.prompt.ts';
@@ -140,15 +140,6 @@ export const generateDropsJob: JobDefinition = {
   defaultCron: '0 0 * * *',
   itemNoun: ITEM_NOUN,
   usesLlm: true,
-  queue: {
-    policy: 'stately',
-    retryLimit: 3,
-    retryDelay: 30,
-    retryBackoff: true,
-    retryDelayMax: 600,
-    expireInSeconds: 30 * 60,
-    // A killed worker's run is noticed (and retried) within ~20 s instead of at expiry.
-    heartbeatSeconds: 10,
-  },
+  queue: { ...PIPELINE_QUEUE, expireInSeconds: 30 * 60 },
   handler: generateDrops,
 };

@@ -1,5 +1,5 @@
-import { ItemsConfigurationError, summarizeFailures } from '../boss/failures.ts';
-import type { ItemFailure } from '../boss/job.ts';
+import { ItemsConfigurationError, summarizeFailures } from './failures.ts';
+import type { ItemFailure } from './job.ts';
 import type { LlmItemError } from '../llm/openai.ts';
 
 /**

@@ -46,6 +46,21 @@ export type JobOutcome = {
   metadata?: Record<string, unknown>;
 };
 
+/**
+ * Queue settings of the pipeline's jobs; each adds its expiry. One run at a time across instances
+ * (`stately`: one active, one waiting), 3 retries with exponential backoff from 30 s capped at 10
+ * min, and a heartbeat, so a killed worker's run is noticed (and retried) within ~20 s instead of at
+ * expiry.
+ */
+export const PIPELINE_QUEUE = {
+  policy: 'stately',
+  retryLimit: 3,
+  retryDelay: 30,
+  retryBackoff: true,
+  retryDelayMax: 600,
+  heartbeatSeconds: 10,
+} as const satisfies Omit<Queue, 'name'>;
+
 /** Where a job's runs go once their retries are spent; `POST /api/jobs/dead-letters/:id/retry` redrives them. */
 export const deadLetterQueueOf = (jobName: string) => `${jobName}/dead-letter`;
 

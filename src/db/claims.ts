@@ -1,6 +1,6 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import type { Db } from '../db/client.ts';
-import { examBlueprints, harvestItems, type ExamBlueprintRow, type HarvestItemRow } from '../db/schema.ts';
+import type { Db } from './client.ts';
+import { examBlueprints, harvestItems, type ExamBlueprintRow, type HarvestItemRow } from './schema.ts';
 
 /**
  * Item claims. A run marks what it takes with its job_logs id; SKIP LOCKED keeps two runs from

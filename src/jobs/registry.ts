@@ -1,5 +1,5 @@
-import { extractBlueprintsJob } from '../handlers/extract-blueprints.ts';
-import { generateDropsJob } from '../handlers/generate-drops.ts';
+import { extractBlueprintsJob } from './extract-blueprints.ts';
+import { generateDropsJob } from './generate-drops.ts';
 import type { JobDefinition } from './job.ts';
 
 /** Every job the service knows. A name here is a pg-boss queue name and a job_schedule key. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { and, eq, lt, sql } from 'drizzle-orm';
 import { fromDrizzle, type PgBoss } from 'pg-boss';
-import type { JobPayload } from '../boss/job.ts';
+import type { JobPayload } from '../jobs/job.ts';
 import type { Db } from '../db/client.ts';
 import { runRequests } from '../db/schema.ts';
 import type { Logger } from '../logger.ts';

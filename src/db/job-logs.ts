@@ -1,0 +1,120 @@
+import { and, desc, eq, gte, lt, sql } from 'drizzle-orm';
+import { unionAll } from 'drizzle-orm/pg-core';
+import type { Db } from './client.ts';
+import { jobLogs, type JobLogRow, type RunStatus } from './schema.ts';
+
+/**
+ * Every statement on job_logs, the run history, except retention's batched delete
+ * (log-retention.ts). A run's row is opened STARTED before its handler starts and closed in place
+ * (a HOT update: no index covers a column the close changes, see drizzle/0003).
+ */
+
+/** Opens the STARTED rows of a batch of runs in one insert; returns each pg-boss job id's row id. */
+export async function openRuns(db: Db, jobName: string, runs: Array<{ job_id: string } & Record<string, unknown>>): Promise<Map<string, number>> {
+  const { rows } = await db.execute<{ id: number; job_id: string }>(sql`
+    insert into job_logs (job_name, status, metadata)
+    select ${jobName}, 'STARTED', m from jsonb_array_elements(${JSON.stringify(runs)}::jsonb) as m
+    returning id, metadata->>'job_id' as job_id`);
+  return new Map(rows.map((row) => [row.job_id, row.id]));
+}
+
+export type RunEnd = {
+  id: number;
+  status: Exclude<RunStatus, 'STARTED'>;
+  items_processed: number;
+  items_failed: number;
+  error_message: string | null;
+  /** Merged into the row's metadata. */
+  metadata: Record<string, unknown>;
+};
+
+/** Closes a batch's rows in one update; a row already closed (by the reaper) stays as it is. */
+export async function closeRuns(db: Db, ends: RunEnd[]): Promise<void> {
+  await db.execute(sql`
+    update job_logs as l
+    set status = v.status, ended_at = now(), items_processed = v.items_processed, items_failed = v.items_failed,
+        error_message = v.error_message, metadata = l.metadata || v.metadata
+    from jsonb_to_recordset(${JSON.stringify(ends)}::jsonb)
+      as v(id integer, status text, items_processed integer, items_failed integer, error_message text, metadata jsonb)
+    where l.id = v.id and l.status = 'STARTED'`);
+}
+
+/** Runs still STARTED that started in [from, before) (either bound optional). */
+export function openRunsBetween(db: Db, from: Date | null, before: Date | null): Promise<JobLogRow[]> {
+  return db
+    .select()
+    .from(jobLogs)
+    .where(and(eq(jobLogs.status, 'STARTED'), from ? gte(jobLogs.started_at, from) : undefined, before ? lt(jobLogs.started_at, before) : undefined));
+}
+
+/** Closes a run whose worker is gone as FAILED; false when it was closed meanwhile. */
+export async function closeLostRun(db: Db, id: number, metadata: Record<string, unknown>): Promise<boolean> {
+  const result = await db
+    .update(jobLogs)
+    .set({ status: 'FAILED', ended_at: sql`now()`, error_message: 'interrupted: worker lost', metadata: sql`${jobLogs.metadata} || ${JSON.stringify(metadata)}::jsonb` })
+    .where(and(eq(jobLogs.id, id), eq(jobLogs.status, 'STARTED')));
+  return Boolean(result.rowCount);
+}
+
+/** The newest run of a job: one index probe, however long the history. */
+const latestRunQuery = (db: Db, jobName: string) =>
+  db.select().from(jobLogs).where(eq(jobLogs.job_name, jobName)).orderBy(desc(jobLogs.started_at), desc(jobLogs.id)).limit(1);
+
+export async function latestRun(db: Db, jobName: string): Promise<JobLogRow | null> {
+  const [row] = await latestRunQuery(db, jobName);
+  return row ?? null;
+}
+
+/** The newest run of each job, in one statement. */
+export async function latestRuns(db: Db, jobNames: string[]): Promise<Record<string, JobLogRow | null>> {
+  const [first, second, ...rest] = jobNames.map((name) => latestRunQuery(db, name));
+  const rows = !first ? [] : !second ? await first : await unionAll(first, second, ...rest);
+  const byJob = new Map(rows.map((row) => [row.job_name, row]));
+  return Object.fromEntries(jobNames.map((name) => [name, byJob.get(name) ?? null]));
+}
+
+/** A page of runs, newest first, of one job or of all. */
+export function listRuns(db: Db, { jobName, limit, offset }: { jobName?: string; limit: number; offset: number }): Promise<JobLogRow[]> {
+  return db
+    .select()
+    .from(jobLogs)
+    .where(jobName === undefined ? undefined : eq(jobLogs.job_name, jobName))
+    .orderBy(desc(jobLogs.started_at), desc(jobLogs.id))
+    .limit(limit)
+    .offset(offset);
+}
+
+/** The latest row of the run of a pg-boss job (its last attempt), open or closed; null before it starts. */
+export async function runOfJob(db: Db, jobId: string): Promise<JobLogRow | null> {
+  const { rows } = await db.execute<JobLogRow>(sql`select * from job_logs where metadata->>'job_id' = ${jobId} order by id desc limit 1`);
+  return rows[0] ?? null;
+}
+
+/** Up to this many rows job_logs is counted exactly; above it a count would grow with history. */
+export const EXACT_LOG_COUNT_LIMIT = 10_000;
+
+export type LogCount = { total: number; estimated: boolean };
+
+/**
+ * How many rows job_logs holds, at a cost that does not grow with history, in one statement.
+ * Exact up to EXACT_LOG_COUNT_LIMIT rows (a count that stops there). Above it, what the planner
+ * assumes: the rows per page seen by the last ANALYZE (autovacuum runs one as the table grows)
+ * times the table's pages now, usually within a few percent. A table never analyzed is counted.
+ */
+export async function countRuns(db: Db): Promise<LogCount> {
+  const { rows } = await db.execute<{ estimate: number | null; counted: number | null }>(sql`
+    with stats as (
+      select case when reltuples >= 0 and relpages > 0
+                  then round(reltuples / relpages * (pg_relation_size(oid) / current_setting('block_size')::int))::float8
+             end as estimate
+      from pg_class where oid = 'job_logs'::regclass
+    )
+    select estimate,
+           case when estimate is null then (select count(*) from job_logs)::float8
+                when estimate <= ${2 * EXACT_LOG_COUNT_LIMIT} then (select count(*) from (select 1 from job_logs limit ${EXACT_LOG_COUNT_LIMIT + 1}) as capped)::float8
+           end as counted
+    from stats`);
+  const { estimate, counted } = rows[0]!;
+  if (counted !== null && (estimate === null || counted <= EXACT_LOG_COUNT_LIMIT)) return { total: counted, estimated: false };
+  return { total: Math.max(estimate!, EXACT_LOG_COUNT_LIMIT + 1), estimated: true };
+}
