@@ -48,9 +48,10 @@ import { performance } from 'node:perf_hooks';
 // @ts-ignore -- autocannon ships no type declarations; the minimal type used here is below.
 import autocannonUntyped from 'autocannon';
 import pg from 'pg';
+import { sleep } from '../testkit/poll.ts';
+import { freePort } from '../testkit/ports.ts';
 import {
   fmt,
-  freePort,
   machineLine,
   main,
   markdownTable,
@@ -62,7 +63,6 @@ import {
   ratio,
   ROOT,
   sized,
-  sleep,
   startPostgres,
   serviceEnv,
 } from './lib.ts';

@@ -33,8 +33,11 @@ import { loadavg } from 'node:os';
 import autocannonUntyped from 'autocannon';
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
-import { startFakeOpenAI, type FakeReply, type FakeRequest } from '../test/support/fake-openai.ts';
-import { fmt, freePort, machineLine, main, markdownTable, max, median, note, onCleanup, percentile, ROOT, serviceEnv, sized, sleep, startPostgres, withClient } from './lib.ts';
+import { startFakeOpenAI, type FakeReply, type FakeRequest } from '../testkit/fake-openai.ts';
+import { withClient } from '../src/db/with-client.ts';
+import { sleep } from '../testkit/poll.ts';
+import { freePort } from '../testkit/ports.ts';
+import { fmt, machineLine, main, markdownTable, max, median, note, onCleanup, percentile, ROOT, serviceEnv, sized, startPostgres } from './lib.ts';
 
 type AutocannonResult = { non2xx: number; errors: number };
 type AutocannonInstance = Promise<AutocannonResult> & {

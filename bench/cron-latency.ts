@@ -43,6 +43,8 @@ import { createRegistry } from '../src/jobs/registry.ts';
 import { runMigrations } from '../src/db/migrate.ts';
 import { parseEnv } from '../src/env.ts';
 import { startService } from '../src/service.ts';
+import { withClient } from '../src/db/with-client.ts';
+import { sleep } from '../testkit/poll.ts';
 import {
   fmt,
   machineLine,
@@ -59,9 +61,7 @@ import {
   ratio,
   seededRandom,
   sized,
-  sleep,
   startPostgres,
-  withClient,
 } from './lib.ts';
 
 const CRON = '* * * * *';

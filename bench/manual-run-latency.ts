@@ -26,6 +26,7 @@ import { PgBoss } from 'pg-boss';
 import { createRegistry } from '../src/jobs/registry.ts';
 import { parseEnv } from '../src/env.ts';
 import { startService } from '../src/service.ts';
+import { sleep } from '../testkit/poll.ts';
 import {
   fmt,
   machineLine,
@@ -42,7 +43,6 @@ import {
   ratio,
   seededRandom,
   sized,
-  sleep,
   waitCompleted,
   startPostgres,
 } from './lib.ts';

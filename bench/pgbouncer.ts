@@ -30,8 +30,9 @@ import { PgBoss } from 'pg-boss';
 import { createRegistry } from '../src/jobs/registry.ts';
 import { parseEnv } from '../src/env.ts';
 import { startService, type Service } from '../src/service.ts';
-import { findPgBouncer, pgBouncerVersion, startPgBouncer, type PgBouncer } from '../test/support/pgbouncer.ts';
-import { fmt, machineLine, main, markdownTable, max, median, min, note, noopJob, onCleanup, percentile, quietLogger, seededRandom, sized, sleep, startPostgres } from './lib.ts';
+import { findPgBouncer, pgBouncerVersion, startPgBouncer, type PgBouncer } from '../testkit/pgbouncer.ts';
+import { sleep } from '../testkit/poll.ts';
+import { fmt, machineLine, main, markdownTable, max, median, min, note, noopJob, onCleanup, percentile, quietLogger, seededRandom, sized, startPostgres } from './lib.ts';
 
 const INSTANCES = sized(2, 3);
 const STAGGER_MS = 30_000;

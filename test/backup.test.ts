@@ -9,7 +9,9 @@ import pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { walSegmentRange } from '../src/db/backup.ts';
-import { childEnv, freePort, runScript, startServiceProcess, type RunningService } from './support/processes.ts';
+import { childEnv } from '../testkit/env.ts';
+import { freePort } from '../testkit/ports.ts';
+import { runScript, startServiceProcess, type RunningService } from './support/processes.ts';
 
 /** What a user of the restored service would see, minus columns the service rewrites at startup. */
 async function snapshot(client: pg.Client) {

@@ -7,10 +7,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../testkit/poll.ts';
+import { freePort } from '../testkit/ports.ts';
 import { copyStep, dockerignore, durationMs, parseDockerfile, type Dockerfile } from './support/dockerfile.ts';
-import { parseJsonLines, waitFor } from './support/faults.ts';
+import { parseJsonLines } from './support/faults.ts';
 import { stopLeftoverPostgres } from './support/leftovers.ts';
-import { freePort } from './support/processes.ts';
 
 /**
  * The image without an engine: the Dockerfile's own COPY, RUN, USER, ENV, HEALTHCHECK and CMD,

@@ -4,7 +4,7 @@ import { deadLetterQueueOf } from '../src/jobs/job.ts';
 import { createRegistry } from '../src/jobs/registry.ts';
 import { extractBlueprintsJob } from '../src/jobs/extract-blueprints.ts';
 import { generateDropsJob } from '../src/jobs/generate-drops.ts';
-import { startFakeOpenAI, type FakeOpenAI } from './support/fake-openai.ts';
+import { startFakeOpenAI, type FakeOpenAI } from '../testkit/fake-openai.ts';
 import { call, expectError, ISO, postJson, type Json } from './support/http.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
 import { eventually, startTestService, type TestService } from './support/service.ts';

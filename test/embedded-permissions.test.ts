@@ -3,7 +3,8 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, runScript, startServiceProcess } from './support/processes.ts';
+import { freePort } from '../testkit/ports.ts';
+import { runScript, startServiceProcess } from './support/processes.ts';
 
 // Only root hands the embedded server to the `postgres` OS user; anyone else runs it as themselves.
 const asRootWithPostgresUser = process.getuid?.() === 0 && hasUser('postgres');

@@ -2,8 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
-import { startFakeOpenAI } from './support/fake-openai.ts';
-import type { FakeOpenAI } from './support/fake-openai.ts';
+import { startFakeOpenAI } from '../testkit/fake-openai.ts';
+import type { FakeOpenAI } from '../testkit/fake-openai.ts';
 
 const Answer = z.object({ title: z.string(), score: z.number() });
 

@@ -1,17 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeOpenAI, type FakeOpenAI } from './support/fake-openai.ts';
+import { startFakeOpenAI, type FakeOpenAI } from '../testkit/fake-openai.ts';
+import { sleep, waitFor } from '../testkit/poll.ts';
 import {
   addItems,
   blueprintFor,
   requestsPerItem,
   serviceEnv,
   ServiceProcesses,
-  sleep,
   sqlClient,
   startDedicatedPostgres,
   timedFetch,
   triggerRun,
-  waitFor,
   type DedicatedPostgres,
   type ServiceProcess,
   type Sql,

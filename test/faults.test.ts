@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeOpenAI, type FakeOpenAI } from './support/fake-openai.ts';
+import { startFakeOpenAI, type FakeOpenAI } from '../testkit/fake-openai.ts';
+import { sleep, waitFor } from '../testkit/poll.ts';
+import { freePort } from '../testkit/ports.ts';
 import {
   addItems,
   blueprintFor,
@@ -7,14 +9,12 @@ import {
   requestsPerItem,
   serviceEnv,
   ServiceProcesses,
-  sleep,
   sqlClient,
   triggerRun,
-  waitFor,
   type Sql,
 } from './support/faults.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
-import { freePort, runScript } from './support/processes.ts';
+import { runScript } from './support/processes.ts';
 
 /**
  * Real faults injected into real service processes (`node src/main.ts`): kill -9 mid-run, SIGTERM

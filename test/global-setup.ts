@@ -1,13 +1,14 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { runMigrations } from '../src/db/migrate.ts';
+import { withClient } from '../src/db/with-client.ts';
 import { createLogger } from '../src/logger.ts';
+import { freePort } from '../testkit/ports.ts';
+import { withDatabase } from '../testkit/postgres.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -33,13 +34,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     server = await startEmbeddedPostgres({ dataDir, port: await freePort(), logger: createLogger('warn') });
     const adminUrl = withDatabase(server.url, 'postgres');
 
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    try {
-      await admin.query(`create database ${admin.escapeIdentifier(TEMPLATE_DATABASE)}`);
-    } finally {
-      await admin.end();
-    }
+    await withClient(adminUrl, (admin) => admin.query(`create database ${admin.escapeIdentifier(TEMPLATE_DATABASE)}`));
 
     const pool = new pg.Pool({ connectionString: withDatabase(server.url, TEMPLATE_DATABASE), max: 1 });
     try {
@@ -59,21 +54,4 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await server?.stop();
     await rm(dataDir, { recursive: true, force: true });
   };
-}
-
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }

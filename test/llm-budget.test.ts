@@ -8,7 +8,7 @@ import { checkLlmBudget, worstLlmCallSeconds } from '../src/llm/budget.ts';
 import { createLlm } from '../src/llm/openai.ts';
 import { createLogger } from '../src/logger.ts';
 import { startService } from '../src/service.ts';
-import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from './support/fake-openai.ts';
+import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from '../testkit/fake-openai.ts';
 import type { Json } from './support/http.ts';
 import { script } from './support/llm-faults.ts';
 import { closedLog, createItem, itemKeyOf, keyedItem, trigger } from './support/pipeline.ts';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadLetterQueueOf } from '../src/jobs/job.ts';
-import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from './support/fake-openai.ts';
+import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from '../testkit/fake-openai.ts';
 import type { Json } from './support/http.ts';
 import { gaps, script, startDroppingProxy, subjectOf, type DroppingProxy } from './support/llm-faults.ts';
 import { closedLog, createItem, itemKeyOf, keyedItem, trigger } from './support/pipeline.ts';

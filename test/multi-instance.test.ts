@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { startFakeOpenAI } from './support/fake-openai.ts';
-import { addItems, blueprintFor, requestsPerItem, serviceEnv, ServiceProcesses, sleep, sqlClient, timedFetch, waitFor } from './support/faults.ts';
+import { startFakeOpenAI } from '../testkit/fake-openai.ts';
+import { sleep, waitFor } from '../testkit/poll.ts';
+import { freePort } from '../testkit/ports.ts';
+import { addItems, blueprintFor, requestsPerItem, serviceEnv, ServiceProcesses, sqlClient, timedFetch } from './support/faults.ts';
 import { itemKeyOf } from './support/pipeline.ts';
 import { createTestDatabase } from './support/postgres.ts';
-import { freePort } from './support/processes.ts';
 
 /**
  * Three real service processes on one database: ROLE=api, ROLE=worker and ROLE=all. A schedule

@@ -6,9 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { childEnv } from '../testkit/env.ts';
+import { waitFor } from '../testkit/poll.ts';
+import { freePort } from '../testkit/ports.ts';
 import { stopLeftoverPostgres } from './support/leftovers.ts';
-import { childEnv, freePort } from './support/processes.ts';
-import { parseJsonLines, waitFor } from './support/faults.ts';
+import { parseJsonLines } from './support/faults.ts';
 
 /**
  * The README's start command under a process supervisor: the supervisor signals the process it

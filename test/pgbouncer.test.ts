@@ -3,10 +3,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runMigrations } from '../src/db/migrate.ts';
+import { withClient } from '../src/db/with-client.ts';
 import { probeListenNotify } from '../src/db/listen-notify.ts';
 import { ConfigurationError } from '../src/errors.ts';
-import { startFakeOpenAI, type FakeOpenAI } from './support/fake-openai.ts';
-import { findPgBouncer, pgBouncerVersion, startPgBouncer, type PgBouncer, type PoolMode } from './support/pgbouncer.ts';
+import { startFakeOpenAI, type FakeOpenAI } from '../testkit/fake-openai.ts';
+import { findPgBouncer, pgBouncerVersion, startPgBouncer, type PgBouncer, type PoolMode } from '../testkit/pgbouncer.ts';
 import { closedLog, createItem, itemKeyOf, keyedItem, trigger } from './support/pipeline.ts';
 import { createTestDatabase, pgAdminUrl, type TestDatabase } from './support/postgres.ts';
 import { eventually, startTestService, type TestService } from './support/service.ts';
@@ -26,16 +27,6 @@ const MODES: PoolMode[] = ['session', 'transaction'];
 async function databaseBehind(bouncer: PgBouncer): Promise<{ direct: TestDatabase; through: TestDatabase }> {
   const direct = await createTestDatabase();
   return { direct, through: { url: bouncer.url(direct.url), drop: () => direct.drop() } };
-}
-
-async function direct<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
 }
 
 describe.skipIf(!binary)('behind PgBouncer', () => {
@@ -86,7 +77,7 @@ describe.skipIf(!binary)('behind PgBouncer', () => {
       // The password is never printed.
       expect((error as Error).message).not.toContain(decodeURIComponent(new URL(through.url).password));
       // Refused before anything was created: no migrations ran.
-      const tables = await direct(db.url, async (c) => (await c.query(`select count(*)::int as n from pg_tables where schemaname = 'pgboss'`)).rows[0].n);
+      const tables = await withClient(db.url, async (c) => (await c.query(`select count(*)::int as n from pg_tables where schemaname = 'pgboss'`)).rows[0].n);
       expect(tables).toBe(0);
     } finally {
       await db.drop();
@@ -189,7 +180,7 @@ describe.skipIf(!binary)('behind PgBouncer', () => {
     // A fresh, empty database: the migrations really run, from three pools at once.
     const admin = pgAdminUrl();
     const name = `t_${randomBytes(8).toString('hex')}`;
-    await direct(admin, (c) => c.query(`create database ${name}`));
+    await withClient(admin, (c) => c.query(`create database ${name}`));
     const url = new URL(admin);
     url.pathname = `/${name}`;
     const pools = Array.from({ length: 3 }, () => new pg.Pool({ connectionString: bouncers.transaction.url(url.toString()), max: 3 }));
@@ -207,14 +198,14 @@ describe.skipIf(!binary)('behind PgBouncer', () => {
       await traffic;
       expect(outcome).not.toBe('stuck');
       expect((outcome as PromiseSettledResult<void>[]).map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok'))).toEqual(['ok', 'ok', 'ok']);
-      const held = await direct(url.toString(), async (c) => (await c.query(`select count(*)::int as n from pg_locks where locktype = 'advisory'`)).rows[0].n);
+      const held = await withClient(url.toString(), async (c) => (await c.query(`select count(*)::int as n from pg_locks where locktype = 'advisory'`)).rows[0].n);
       expect(held).toBe(0);
-      const applied = await direct(url.toString(), async (c) => (await c.query('select count(*)::int as n from drizzle.__drizzle_migrations')).rows[0].n);
-      const template = await direct(databases[0]!.url, async (c) => (await c.query('select count(*)::int as n from drizzle.__drizzle_migrations')).rows[0].n);
+      const applied = await withClient(url.toString(), async (c) => (await c.query('select count(*)::int as n from drizzle.__drizzle_migrations')).rows[0].n);
+      const template = await withClient(databases[0]!.url, async (c) => (await c.query('select count(*)::int as n from drizzle.__drizzle_migrations')).rows[0].n);
       expect(applied).toBe(template);
     } finally {
       await Promise.all(pools.map((pool) => pool.end().catch(() => {})));
-      await direct(admin, (c) => c.query(`drop database if exists ${name} with (force)`));
+      await withClient(admin, (c) => c.query(`drop database if exists ${name} with (force)`));
     }
   });
 });

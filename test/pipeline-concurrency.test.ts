@@ -6,7 +6,7 @@ import { extractBlueprints } from '../src/jobs/extract-blueprints.ts';
 import { generateDrops } from '../src/jobs/generate-drops.ts';
 import { createLlm } from '../src/llm/openai.ts';
 import { createLogger } from '../src/logger.ts';
-import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from './support/fake-openai.ts';
+import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from '../testkit/fake-openai.ts';
 import type { Json } from './support/http.ts';
 import { itemKeyOf, userMessage } from './support/pipeline.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';

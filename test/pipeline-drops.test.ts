@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FakeReply, FakeRequest } from './support/fake-openai.ts';
+import type { FakeReply, FakeRequest } from '../testkit/fake-openai.ts';
 import { readJson, type Json } from './support/http.ts';
 import { closedLog, createItem, itemKeyOf, keyedItem, trigger, userMessage } from './support/pipeline.ts';
 import { startTestService, type TestService } from './support/service.ts';

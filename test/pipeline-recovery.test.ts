@@ -5,7 +5,7 @@ import { createRegistry } from '../src/jobs/registry.ts';
 import { extractBlueprintsJob } from '../src/jobs/extract-blueprints.ts';
 import { generateDropsJob } from '../src/jobs/generate-drops.ts';
 import { createLogger } from '../src/logger.ts';
-import type { FakeReply, FakeRequest } from './support/fake-openai.ts';
+import type { FakeReply, FakeRequest } from '../testkit/fake-openai.ts';
 import type { Json } from './support/http.ts';
 import { closedLog, createItem, itemKeyOf, keyedItem, trigger } from './support/pipeline.ts';
 import { eventually, startTestService, type TestService } from './support/service.ts';
@@ -26,7 +26,7 @@ describe('reaper: runs whose worker is gone', () => {
   afterAll(() => t?.stop());
 
   const q = (text: string, values?: unknown[]) => t.service.database.pool.query(text, values);
-  const reap = () => createReaper({ db: t.service.database.db, boss: t.service.boss, logger }).reap();
+  const reap = () => createReaper({ db: t.service.database.db, boss: t.service.boss, logger, events: t.service.events }).reap();
 
   /** A STARTED log for `jobId` and an item PROCESSING under it, as a crashed run leaves them. */
   async function crashedRun(jobId: string, attempt = 1): Promise<{ logId: number; itemId: number }> {
@@ -38,9 +38,14 @@ describe('reaper: runs whose worker is gone', () => {
   }
 
   it('closes a run whose pg-boss job does not exist and gives its item back', async () => {
-    const { logId, itemId } = await crashedRun(randomUUID());
+    const jobId = randomUUID();
+    const { logId, itemId } = await crashedRun(jobId);
+    const reaped: unknown[] = [];
+    const off = t.service.events.on('run:reaped', (e) => void reaped.push(e));
 
     const result = await reap();
+    off();
+    expect(reaped).toEqual([{ job: 'extract-blueprints', jobId, logId, pgbossState: 'gone' }]);
 
     expect(result.closed).toBeGreaterThanOrEqual(1);
     expect(result.released).toBeGreaterThanOrEqual(1);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FakeReply } from './support/fake-openai.ts';
+import type { FakeReply } from '../testkit/fake-openai.ts';
 import { readJson, type Json } from './support/http.ts';
 import { closedLog, createItem, itemKeyOf, itemMarker, keyedItem, trigger, userMessage } from './support/pipeline.ts';
 import { eventually, startTestService, type TestService } from './support/service.ts';

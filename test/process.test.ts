@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeOpenAI, type FakeOpenAI } from './support/fake-openai.ts';
+import { startFakeOpenAI, type FakeOpenAI } from '../testkit/fake-openai.ts';
+import { freePort } from '../testkit/ports.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
-import { freePort, runScript, startServiceProcess } from './support/processes.ts';
+import { runScript, startServiceProcess } from './support/processes.ts';
 
 const blueprint = { exam_name: 'TRT 2ª Região', organization: 'FCC', topics: [{ code: 'PORT-01', name: 'Crase', discipline: 'Língua Portuguesa' }] };
 

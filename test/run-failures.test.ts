@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadLetterQueueOf, type JobDefinition } from '../src/jobs/job.ts';
 import { createRegistry, JOBS } from '../src/jobs/registry.ts';
-import type { FakeRequest } from './support/fake-openai.ts';
+import { EventMonitor } from './support/event-monitor.ts';
+import type { FakeRequest } from '../testkit/fake-openai.ts';
 import type { Json } from './support/http.ts';
 import { closedLog, trigger, userMessage } from './support/pipeline.ts';
 import { eventually, startTestService, type TestService } from './support/service.ts';
@@ -31,8 +32,10 @@ describe('a stately job failing while a retry of it is pending', () => {
       return { itemsProcessed: 1, itemsFailed: 0 };
     },
   };
+  let events: EventMonitor;
   beforeAll(async () => {
     t = await startTestService({}, { registry: createRegistry([flaky]) });
+    events = new EventMonitor(t.service.events);
   });
   afterAll(() => t?.stop());
 
@@ -50,7 +53,9 @@ describe('a stately job failing while a retry of it is pending', () => {
     expect(await stateOf(t, 'flaky', first)).toBe('retry');
     await eventually(async () => (await stateOf(t, 'flaky', second)) === 'completed');
     expect(await deadLetters(t, 'flaky')).toHaveLength(0);
-    expect(t.logs.some((l) => l.jobId === second && String(l.msg).includes(`job ${first}'s pending retry will do this work`))).toBe(true);
+    // The seam tells the same: what pg-boss was told about each run.
+    expect(await events.next('run:end', (e) => e.jobId === second)).toMatchObject({ status: 'FAILED', willRetry: false, deadLettered: false, absorbedByJobId: first });
+    expect(await events.next('run:end', (e) => e.jobId === first)).toMatchObject({ status: 'FAILED', willRetry: true, absorbedByJobId: null });
 
     // pg-boss itself runs the retry, which now succeeds.
     failing = false;
@@ -66,6 +71,11 @@ describe('a stately job failing while a retry of it is pending', () => {
       const logs = (await logsOf(t, 'flaky')).filter((l) => l.metadata.job_id === id && l.status !== 'STARTED');
       return logs.length === 3 ? logs : null;
     }, { timeoutMs: 30_000 });
+    expect(events.of('run:end').filter((e) => e.jobId === id).map((e) => [e.attempt, e.willRetry, e.deadLettered])).toEqual([
+      [1, true, false],
+      [2, true, false],
+      [3, false, true],
+    ]);
     expect(attempts.map((l) => [l.metadata.attempt, l.metadata.will_retry, l.metadata.dead_lettered ?? false])).toEqual([
       [1, true, false],
       [2, true, false],

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeOpenAI, type FakeRequest } from './support/fake-openai.ts';
+import { startFakeOpenAI, type FakeRequest } from '../testkit/fake-openai.ts';
 import { createTestDatabase } from './support/postgres.ts';
 import { eventually, startTestService, type TestService } from './support/service.ts';
 

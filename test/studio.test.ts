@@ -8,8 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
+import { childEnv } from '../testkit/env.ts';
+import { freePort } from '../testkit/ports.ts';
 import { createTestDatabase } from './support/postgres.ts';
-import { childEnv, freePort } from './support/processes.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 

@@ -3,9 +3,10 @@ import type { PgBoss } from 'pg-boss';
 import type { Db } from '../db/client.ts';
 import { closeLostRun, openRunsBetween } from '../db/job-logs.ts';
 import { releaseOrphanedClaims } from '../db/claims.ts';
+import { noEvents, type SchedulerEvents } from '../events.ts';
 import type { Logger } from '../logger.ts';
 
-export type ReaperDeps = { db: Db; boss: PgBoss; logger: Logger };
+export type ReaperDeps = { db: Db; boss: PgBoss; logger: Logger; events?: SchedulerEvents };
 
 /** Rows may commit a little after their started_at; a pass looks back this far past the previous one. */
 const COMMIT_MARGIN_MS = 60_000;
@@ -26,7 +27,7 @@ export type Reaper = { reap(): Promise<{ closed: number; released: number }> };
  * job only after its heartbeat or expiry, so such a run would read as alive anyway; and a job made
  * of many short runs would otherwise cost one pg-boss lookup per run in flight, every pass.
  */
-export function createReaper({ db, boss, logger }: ReaperDeps): Reaper {
+export function createReaper({ db, boss, logger, events = noEvents }: ReaperDeps): Reaper {
   let scanFrom: Date | null = null;
   let previousPassAt: Date | null = null;
 
@@ -49,6 +50,7 @@ export function createReaper({ db, boss, logger }: ReaperDeps): Reaper {
         }
         if (await closeLostRun(db, log.id, { reaped: true, pgboss_state: job?.state ?? 'gone' })) {
           closed += 1;
+          events.emit('run:reaped', { job: log.job_name, jobId: jobId ?? null, logId: log.id, pgbossState: job?.state ?? 'gone' });
           logger.warn({ job: log.job_name, logId: log.id, jobId }, `run ${log.id} of ${log.job_name} lost its worker: closed as FAILED`);
         }
       }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Db } from '../db/client.ts';
 import { closeRuns, openRuns, type RunEnd } from '../db/job-logs.ts';
 import { ConfigurationError } from '../errors.ts';
+import { noEvents, type SchedulerEventMap, type SchedulerEvents } from '../events.ts';
 import type { Llm, LlmSession, LlmUsage } from '../llm/openai.ts';
 import type { Logger } from '../logger.ts';
 import { TRIGGERS, type JobContext, type JobDefinition, type JobOutcome, type JobSettings, type Trigger } from '../jobs/job.ts';
@@ -18,6 +19,8 @@ export type RunnerDeps = {
   llm: Llm;
   logger: Logger;
   settings: JobSettings;
+  /** Where runs are told as they start and end; none by default. */
+  events?: SchedulerEvents;
   /** Who runs, recorded on every run's log (a CLI run may be run by a service); default THIS_WORKER. */
   worker?: string;
 };
@@ -56,6 +59,7 @@ type Fate = { status: JobResult['status']; note: string; output: Record<string, 
 /** How a run ended, ready for the closing update and for pg-boss. */
 type Ending = {
   logId: number;
+  event: SchedulerEventMap['run:end'];
   status: 'COMPLETED' | 'FAILED';
   outcome: JobOutcome | null;
   error: string | null;
@@ -64,7 +68,7 @@ type Ending = {
 };
 
 /** One wrapper for every handler: STARTED → COMPLETED | FAILED, whatever started the run. */
-export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WORKER }: RunnerDeps): Runner {
+export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WORKER, events = noEvents }: RunnerDeps): Runner {
   const inFlight = new Set<Promise<unknown>>();
 
   async function runBatch(def: JobDefinition, jobs: JobWithMetadata<unknown>[]): Promise<JobResult[]> {
@@ -88,6 +92,8 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
         const batched = runs.length > 1;
         const endings = await Promise.all(runs.map((run) => runOne(def, run, logIds.get(run.job.id)!, batched)));
         await closeLogs(endings);
+        // Told once the logs say so, so a listener that reads job_logs finds the run closed.
+        for (const ending of endings) events.emit('run:end', ending.event);
         if (batched) {
           const failed = endings.filter((e) => e.status === 'FAILED').length;
           logger.info({ job: def.name, runs: runs.length, failed }, `${runs.length} runs of ${def.name}: ${runs.length - failed} completed, ${failed} failed`);
@@ -119,6 +125,7 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
     const progress = batched ? 'debug' : 'info';
     const logsProgress = logger.isLevelEnabled(progress);
     if (logsProgress) log()[progress](`starting job ${def.name}`);
+    events.emit('run:start', { job: def.name, jobId: job.id, logId, trigger, attempt });
 
     // One signal for the handler: aborted by pg-boss (run failed elsewhere, shutdown) or by our own
     // deadline, a little inside pg-boss's expiry, so the log can say why the run ended. Aborting
@@ -140,13 +147,31 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
     const timer = setTimeout(() => abort(new RunTimeoutError(`timed out after ${job.expireInSeconds} s`)), budgetMs);
     const sessions: LlmSession[] = [];
     let usedLlm = false;
-    const trackedLlm: Llm = { model: llm.model, session: () => { usedLlm = true; const s = llm.session(); sessions.push(s); return s; } };
+    const trackedLlm: Llm = { model: llm.model, session: () => { usedLlm = true; const s = llm.session({ job: def.name }); sessions.push(s); return s; } };
     // LLM usage only for a run that asked for the model client (0 calls when it was unavailable): a
     // no-LLM run's log stays small, and its closing update stays on the row's page (drizzle/0003).
     const metadataOf = (extra: object | undefined) => ({
       ...extra,
       duration_ms: Date.now() - startedAt,
       ...(usedLlm && { llm: { model: llm.model, ...sumUsage(sessions) } }),
+    });
+
+    /** The run:end event, from what its log says. */
+    const ended = (status: Ending['status'], counts: JobOutcome | null, error: string | null, metadata: Record<string, unknown>): Ending['event'] => ({
+      job: def.name,
+      jobId: job.id,
+      logId,
+      trigger,
+      attempt,
+      status,
+      itemsProcessed: counts?.itemsProcessed ?? 0,
+      itemsFailed: counts?.itemsFailed ?? 0,
+      durationMs: metadata.duration_ms as number,
+      error,
+      willRetry: metadata.will_retry === true,
+      deadLettered: metadata.dead_lettered === true,
+      absorbedByJobId: typeof metadata.absorbed_by_job_id === 'string' ? metadata.absorbed_by_job_id : null,
+      configurationError: metadata.configuration_error !== undefined,
     });
 
     try {
@@ -158,7 +183,8 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
       const error = outcome.itemsFailed > 0 ? summarizeFailures(def.itemNoun ?? 'items', outcome.itemsFailed, outcome.itemsProcessed + outcome.itemsFailed, failures) : null;
       const listed = failures.length > 0 ? { failures: listedFailures(failures), failures_total: failures.length } : undefined;
       // No output for pg-boss: the outcome is in job_logs.
-      return { logId, status: 'COMPLETED', outcome, error, metadata: metadataOf({ ...outcome.metadata, ...listed }), result: { id: job.id, status: 'completed' } };
+      const metadata = metadataOf({ ...outcome.metadata, ...listed });
+      return { logId, status: 'COMPLETED', outcome, error, metadata, result: { id: job.id, status: 'completed' }, event: ended('COMPLETED', outcome, error, metadata) };
     } catch (error) {
       const reason = signal.reason instanceof RunTimeoutError
         ? signal.reason.message
@@ -169,7 +195,8 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
       log().error({ reason, willRetry: fate.metadata.will_retry }, `job ${def.name} failed: ${reason}${fate.note}`);
       // A run refused item by item still counts the items it tried.
       const tried = error instanceof ItemsConfigurationError ? { itemsProcessed: 0, itemsFailed: error.failures.length } : null;
-      return { logId, status: 'FAILED', outcome: tried, error: reason, metadata: metadataOf(fate.metadata), result: { id: job.id, status: fate.status, output: { message: reason, ...fate.output } } };
+      const metadata = metadataOf(fate.metadata);
+      return { logId, status: 'FAILED', outcome: tried, error: reason, metadata, result: { id: job.id, status: fate.status, output: { message: reason, ...fate.output } }, event: ended('FAILED', tried, reason, metadata) };
     } finally {
       clearTimeout(timer);
       job.signal.removeEventListener('abort', onJobAbort);

@@ -2,6 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import { fromDrizzle, type Db as IDatabase, type PgBoss, type Schedule } from 'pg-boss';
 import type { Db } from '../db/client.ts';
 import { jobSchedule, type JobScheduleRow, type MissedPolicy } from '../db/schema.ts';
+import type { SchedulerEvents } from '../events.ts';
 import type { Logger } from '../logger.ts';
 import { cronProblem, nextOccurrence, timeZoneProblem } from './cron.ts';
 import type { CronPayload } from '../jobs/job.ts';
@@ -12,7 +13,17 @@ import type { Registry } from '../jobs/registry.ts';
  * Every function here is idempotent, so several instances can run them at once.
  */
 
-export type SchedulesDeps = { db: Db; boss: PgBoss; registry: Registry; defaultTimeZone: string; logger: Logger };
+export type SchedulesDeps = {
+  db: Db;
+  boss: PgBoss;
+  registry: Registry;
+  defaultTimeZone: string;
+  logger: Logger;
+  /** Told of every schedule pg-boss takes on (`schedule:changed`); none by default. */
+  events?: SchedulerEvents;
+};
+
+const changed = (row: Schedulable, source: 'api' | 'table') => ({ job: row.job_name, source, cron: row.cron_expression, timezone: row.timezone, active: row.is_active });
 
 export type SchedulePatch = { cron_expression?: string; is_active?: boolean; timezone?: string; missed_policy?: MissedPolicy };
 
@@ -110,7 +121,7 @@ async function reconcileSchedules(deps: SchedulesDeps, report: Report): Promise<
  */
 async function syncRow(deps: SchedulesDeps, jobName: string, report: Report): Promise<'scheduled' | 'unscheduled' | null> {
   const { db, boss } = deps;
-  return db.transaction(async (tx) => {
+  const applied = await db.transaction(async (tx) => {
     const [row] = await tx.select().from(jobSchedule).where(eq(jobSchedule.job_name, jobName)).for('update');
     if (!row) return null;
     const problem = scheduleProblem(row);
@@ -124,8 +135,12 @@ async function syncRow(deps: SchedulesDeps, jobName: string, report: Report): Pr
     }
     if (bossAgrees(await boss.getSchedule(jobName), row)) return null;
     await applyToBoss(boss, row, fromDrizzle(tx, sql));
-    return row.is_active ? 'scheduled' : 'unscheduled';
+    return row;
   });
+  if (!applied) return null;
+  // After the commit: pg-boss holds it now.
+  deps.events?.emit('schedule:changed', changed(applied, 'table'));
+  return applied.is_active ? 'scheduled' : 'unscheduled';
 }
 
 /**
@@ -155,6 +170,7 @@ export async function updateSchedule(deps: SchedulesDeps, jobName: string, patch
     return updated!;
   });
   logger.info({ job: jobName, cron: row.cron_expression, tz: row.timezone, active: row.is_active, missed: row.missed_policy }, `schedule of ${jobName} updated`);
+  deps.events?.emit('schedule:changed', changed(row, 'api'));
   return row;
 }
 

@@ -12,6 +12,7 @@ import { openDatabase } from '../db/open.ts';
 import type { JobLogRow } from '../db/schema.ts';
 import { parseEnv } from '../env.ts';
 import { CONFIGURATION_EXIT_CODE } from '../errors.ts';
+import { createEvents } from '../events.ts';
 import { checkLlmBudget } from '../llm/budget.ts';
 import { createLogger } from '../logger.ts';
 import { createBossFromEnv, createJobRunner } from '../composition.ts';
@@ -59,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
     }
     const def = registry.get(name)!;
     const runHere = async () => {
-      const runner = createJobRunner(env, database.db, boss, logger);
+      const runner = createJobRunner(env, database.db, boss, logger, createEvents(logger));
       await workThroughRunner(boss, def, runner, { batchSize: 1, localConcurrency: 1, pollingIntervalSeconds: 0.5 });
     };
     // A running service's workers would race ours for the job, and whichever won would run it with

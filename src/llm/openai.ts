@@ -1,6 +1,8 @@
 import OpenAI from 'openai';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import type { z } from 'zod';
+import type { CompletionUsage } from 'openai/resources/completions';
+import { noEvents, type SchedulerEventMap, type SchedulerEvents } from '../events.ts';
 import type { Logger } from '../logger.ts';
 import { abortReason, backoffMs, BadOutputError, classify, LlmItemError, LlmUnavailableError, TransientError } from './errors.ts';
 
@@ -8,6 +10,8 @@ import { abortReason, backoffMs, BadOutputError, classify, LlmItemError, LlmUnav
 export { LlmItemError, LlmUnavailableError } from './errors.ts';
 
 export type LlmConfig = {
+  /** Where each HTTP attempt is told (`llm:call`); none by default. */
+  events?: SchedulerEvents;
   apiKey?: string;
   baseURL?: string;
   model: string;
@@ -54,7 +58,10 @@ export type LlmSession = {
   structured<T>(request: StructuredRequest<T>): Promise<{ data: T; raw: unknown }>;
 };
 
-export type Llm = { model: string; session(): LlmSession };
+/** What a session's calls are told as on the event seam. */
+export type LlmSessionContext = { job?: string };
+
+export type Llm = { model: string; session(context?: LlmSessionContext): LlmSession };
 
 const MAX_ASKS = 2;
 
@@ -73,12 +80,13 @@ function responseFormatOf<T>(schema: z.ZodType<T>, name: string) {
 }
 
 export function createLlm(config: LlmConfig): Llm {
+  const events = config.events ?? noEvents;
   const retryAfterMaxMs = config.retryAfterMaxMs ?? 30_000;
   const backoffBaseMs = config.backoffBaseMs ?? 1_000;
 
   return {
     model: config.model,
-    session() {
+    session(context: LlmSessionContext = {}) {
       if (!config.apiKey) throw new LlmUnavailableError('OPENAI_API_KEY is not set: set it in the environment of the process that runs the jobs, and restart it', ['OPENAI_API_KEY']);
       const usage: LlmUsage = { calls: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
       // A client per session (cheap; connections are pooled by fetch) so that `calls` counts the
@@ -95,9 +103,25 @@ export function createLlm(config: LlmConfig): Llm {
         },
       });
 
-      /** One HTTP attempt, its answer checked. */
+      /** One HTTP attempt, its answer checked; told to the event seam when it left. */
       async function attempt<T>({ schema, validate, name, system, user, signal }: StructuredRequest<T>): Promise<{ data: T; raw: unknown }> {
         signal?.throwIfAborted();
+        const sentBefore = usage.calls;
+        const started = performance.now();
+        let tokens: CompletionUsage | undefined;
+        const told = (outcome: SchedulerEventMap['llm:call']['outcome'], status: number | null) => {
+          if (usage.calls === sentBefore) return; // aborted before it left: no call was made
+          events.emit('llm:call', {
+            job: context.job ?? null,
+            model: config.model,
+            outcome,
+            status,
+            latencyMs: performance.now() - started,
+            promptTokens: tokens?.prompt_tokens ?? 0,
+            completionTokens: tokens?.completion_tokens ?? 0,
+            cachedTokens: tokens?.prompt_tokens_details?.cached_tokens ?? 0,
+          });
+        };
         try {
           const completion = await client.chat.completions.parse(
             {
@@ -110,6 +134,7 @@ export function createLlm(config: LlmConfig): Llm {
             },
             { signal },
           );
+          tokens = completion.usage;
           usage.prompt_tokens += completion.usage?.prompt_tokens ?? 0;
           usage.completion_tokens += completion.usage?.completion_tokens ?? 0;
           usage.total_tokens += completion.usage?.total_tokens ?? 0;
@@ -117,12 +142,18 @@ export function createLlm(config: LlmConfig): Llm {
           if (message?.refusal) throw new BadOutputError(`model refused: ${message.refusal}`);
           if (message?.parsed == null) throw new BadOutputError('model returned no structured output');
           const raw: unknown = JSON.parse(message.content ?? 'null');
-          if (!validate) return { data: message.parsed as T, raw };
+          if (!validate) {
+            told('ok', 200);
+            return { data: message.parsed as T, raw };
+          }
           const checked = validate.safeParse(message.parsed);
           if (!checked.success) throw new BadOutputError(`model output breaks the rules: ${checked.error.issues.map((i) => i.message).join('; ')}`);
+          told('ok', 200);
           return { data: checked.data, raw };
         } catch (error) {
-          throw classify(error, signal, config.timeoutMs, config.model);
+          const classified = classify(error, signal, config.timeoutMs, config.model);
+          told(outcomeOf(classified, signal), error instanceof OpenAI.APIError ? (error.status ?? null) : tokens ? 200 : null);
+          throw classified;
         }
       }
 
@@ -169,6 +200,15 @@ export function createLlm(config: LlmConfig): Llm {
       };
     },
   };
+}
+
+/** How an attempt's error is told on the event seam. */
+function outcomeOf(error: Error, signal: AbortSignal | undefined): SchedulerEventMap['llm:call']['outcome'] {
+  if (signal?.aborted) return 'aborted';
+  if (error instanceof BadOutputError) return 'bad_output';
+  if (error instanceof TransientError) return 'transient';
+  if (error instanceof LlmUnavailableError) return 'unavailable';
+  return 'rejected';
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */

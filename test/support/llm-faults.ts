@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { FakeReply, FakeRequest } from './fake-openai.ts';
+import type { FakeReply, FakeRequest } from '../../testkit/fake-openai.ts';
 import { itemKeyOf, userMessage } from './pipeline.ts';
 
 /**

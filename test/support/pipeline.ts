@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { FakeRequest } from './fake-openai.ts';
+import type { FakeRequest } from '../../testkit/fake-openai.ts';
 import { readJson, type Json } from './http.ts';
 import { eventually, type TestService } from './service.ts';
 

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import { inject } from 'vitest';
+import { withClient } from '../../src/db/with-client.ts';
+import { withDatabase } from '../../testkit/postgres.ts';
 
 const TEMPLATE_DATABASE = 'template_memodrops';
 
@@ -22,7 +23,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = pgAdminUrl();
   const name = `t_${randomBytes(8).toString('hex')}`;
 
-  await withAdmin(adminUrl, async (client) => {
+  await withClient(adminUrl, async (client) => {
     const sql = `create database ${client.escapeIdentifier(name)} template ${client.escapeIdentifier(TEMPLATE_DATABASE)}`;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -36,27 +37,15 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     }
   });
 
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
   let dropped = false;
   return {
-    url: url.toString(),
+    url: withDatabase(adminUrl, name),
     async drop() {
       if (dropped) return;
       dropped = true;
-      await withAdmin(adminUrl, (client) =>
+      await withClient(adminUrl, (client) =>
         client.query(`drop database if exists ${client.escapeIdentifier(name)} with (force)`),
       );
     },
   };
-}
-
-async function withAdmin<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
 }

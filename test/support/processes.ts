@@ -1,18 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { childEnv } from '../../testkit/env.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export type Finished = { code: number | null; stdout: string; stderr: string };
-
-/** Env for a child process: ours minus anything that would leak into its configuration. */
-export function childEnv(overrides: Record<string, string>): Record<string, string> {
-  const base = Object.fromEntries(
-    Object.entries(process.env).filter(([key, value]) => value !== undefined && !/^(DATABASE_URL|OPENAI_|API_TOKEN|HOST|PORT|DATA_DIR|EMBEDDED_PG_PORT|LOG_LEVEL)/.test(key)),
-  ) as Record<string, string>;
-  return { ...base, ...overrides };
-}
 
 /** Runs `node <script> ...args` (the Node 22 running the tests) to completion. */
 export function runScript(script: string, args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<Finished> {
@@ -59,12 +51,4 @@ export function startServiceProcess(env: Record<string, string>, timeoutMs = 60_
       reject(new Error(`service exited with ${code} before it was ready:\n${output}`));
     });
   });
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }

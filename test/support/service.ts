@@ -3,7 +3,8 @@ import type { Registry } from '../../src/jobs/registry.ts';
 import { parseEnv, type Env } from '../../src/env.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startService, type Service } from '../../src/service.ts';
-import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.ts';
+import { startFakeOpenAI, type FakeOpenAI } from '../../testkit/fake-openai.ts';
+import { waitFor } from '../../testkit/poll.ts';
 import { createTestDatabase, type TestDatabase } from './postgres.ts';
 
 export type TestService = {
@@ -72,18 +73,7 @@ export async function startTestService(envOverrides: Record<string, string | und
   };
 }
 
-/** Polls `check` until it returns a truthy value or the time runs out. */
-export async function eventually<T>(check: () => Promise<T | undefined | null | false>, { timeoutMs = 15_000, intervalMs = 100 } = {}): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-  throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+/** Polls `check` until it returns a truthy value or the time runs out (see testkit/poll.ts). */
+export function eventually<T>(check: () => Promise<T | undefined | null | false>, { timeoutMs = 15_000, intervalMs = 100 } = {}): Promise<T> {
+  return waitFor('condition', check, timeoutMs, intervalMs);
 }

@@ -1,10 +1,12 @@
 import { execFile, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
+import { isRoot, postgresUserIds } from '../src/db/embedded.ts';
+import { freePort } from './ports.ts';
 
 /**
  * A real PgBouncer (the Debian package's binary) in front of a PostgreSQL, for the tests and
@@ -68,7 +70,7 @@ export async function startPgBouncer({ serverUrl, mode, poolSize = 20, settings 
   const dir = await mkdtemp(join(tmpdir(), 'memodrops-pgbouncer-'));
   // PgBouncer refuses to run as root; as root we run it as the `postgres` OS user, which must
   // reach the dir and read its files.
-  const ids = process.getuid?.() === 0 ? await postgresUserIds() : undefined;
+  const ids = isRoot() ? await postgresUserIds() : undefined;
   const quote = (s: string) => `"${s.replace(/"/g, '""')}"`;
   const config = {
     listen_addr: '127.0.0.1',
@@ -156,17 +158,4 @@ function accepts(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
-}
-
-async function postgresUserIds(): Promise<{ uid: number; gid: number }> {
-  const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
-  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
