@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadLetterQueueOf } from '../src/jobs/job.ts';
+import { BAD_BLUEPRINT_ANSWERS, BAD_BLUEPRINT_REASONS } from '../testkit/bad-answers.ts';
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from '../testkit/fake-openai.ts';
 import type { Json } from './support/http.ts';
 import { gaps, script, startDroppingProxy, subjectOf, type DroppingProxy } from './support/llm-faults.ts';
@@ -204,33 +205,8 @@ describe('bad LLM output: at most one re-ask', () => {
   });
   afterAll(() => t?.stop());
 
-  const bad: Record<string, FakeReply> = {
-    notjson: { content: '{"exam_name": "Concurso", "topics": [' },
-    schema: { content: { exam_name: 'Concurso', topics: 'Português, Direito' } },
-    emptyname: { content: { ...blueprintFor('x'), exam_name: '  ' } },
-    dupcodes: {
-      content: {
-        exam_name: 'Concurso dup',
-        organization: null,
-        topics: [
-          { code: 'PORT-01', name: 'Crase', discipline: 'Língua Portuguesa' },
-          { code: 'PORT-01', name: 'Regência', discipline: 'Língua Portuguesa' },
-        ],
-      },
-    },
-    notopics: { content: { exam_name: 'Concurso vazio', organization: null, topics: [] } },
-    refusal: { refusal: 'I cannot help with that request.' },
-    length: { finishReason: 'length', content: '{"exam_name": "Concurso trunc' },
-  };
-  const reason: Record<string, RegExp> = {
-    notjson: /^model output is not valid JSON: .* \(after 2 asks\)$/,
-    schema: /^model output does not match the schema: .*topics: .* \(after 2 asks\)$/,
-    emptyname: /^model output breaks the rules: exam_name is empty \(after 2 asks\)$/,
-    dupcodes: /^model output breaks the rules: topic code "PORT-01" is repeated \(after 2 asks\)$/,
-    notopics: /^model output breaks the rules: no topics \(after 2 asks\)$/,
-    refusal: /^model refused: I cannot help with that request\. \(after 2 asks\)$/,
-    length: /^output truncated \(finish_reason=length\) \(after 2 asks\)$/,
-  };
+  const bad: Record<string, FakeReply> = { ...BAD_BLUEPRINT_ANSWERS, emptyname: { content: { ...blueprintFor('x'), exam_name: '  ' } } };
+  const reason: Record<string, RegExp> = { ...BAD_BLUEPRINT_REASONS, emptyname: /^model output breaks the rules: exam_name is empty \(after 2 asks\)$/ };
 
   it('asks once more with the same prompt; a good second answer is saved, a second bad one fails the item', async () => {
     const replies: Record<string, FakeReply[]> = {};
