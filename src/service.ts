@@ -72,7 +72,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
 
     const boss = createBossFromEnv(env, { url: opened.url, logger, role: env.ROLE, listens });
     await boss.start();
-    if (works && env.USE_LISTEN_NOTIFY) await wakeCronSenderOnNotify(boss);
+    if (listens) await wakeCronSenderOnNotify(boss);
     const runner = createJobRunner(env, database.db, boss, logger, events);
     releasers.push(async () => {
       // pg-boss waits for running handlers up to the timeout, then fails them (they are retried).

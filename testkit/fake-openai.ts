@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 
 /** What the fake answers to one chat.completions request. */
 export type FakeReply =
@@ -43,7 +43,6 @@ const noResponder: Responder = () => ({
 /** Starts an HTTP server on 127.0.0.1 that speaks enough of the Chat Completions API for the openai SDK. */
 export async function startFakeOpenAI(): Promise<FakeOpenAI> {
   const requests: FakeRequest[] = [];
-  const sockets = new Set<Socket>();
   let responder: Responder = noResponder;
 
   const server = createServer((req, res) => {
@@ -52,11 +51,6 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
         sendJson(res, 500, errorBody(500, `fake-openai responder failed: ${String(error)}`));
       }
     });
-  });
-
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -154,8 +148,8 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-        sockets.clear();
+        // Hanging requests and idle keep-alive connections would hold close() open.
+        server.closeAllConnections();
       });
       return closing;
     },

@@ -9,7 +9,7 @@ import type { Llm, LlmSession, LlmUsage } from '../llm/openai.ts';
 import type { Logger } from '../logger.ts';
 import { TRIGGERS, type JobContext, type JobDefinition, type JobOutcome, type JobSettings, type Trigger } from '../jobs/job.ts';
 import { previousOccurrence } from './cron.ts';
-import { ItemsConfigurationError, listedFailures, summarizeFailures } from '../jobs/failures.ts';
+import { failuresMetadata, ItemsConfigurationError, summarizeFailures } from '../jobs/failures.ts';
 import { recordRun } from './schedules.ts';
 
 export type RunnerDeps = {
@@ -181,9 +181,8 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
       // Item failures do not fail the run, but the log says what failed and why.
       const failures = outcome.failures ?? [];
       const error = outcome.itemsFailed > 0 ? summarizeFailures(def.itemNoun ?? 'items', outcome.itemsFailed, outcome.itemsProcessed + outcome.itemsFailed, failures) : null;
-      const listed = failures.length > 0 ? { failures: listedFailures(failures), failures_total: failures.length } : undefined;
       // No output for pg-boss: the outcome is in job_logs.
-      const metadata = metadataOf({ ...outcome.metadata, ...listed });
+      const metadata = metadataOf({ ...outcome.metadata, ...failuresMetadata(failures) });
       return { logId, status: 'COMPLETED', outcome, error, metadata, result: { id: job.id, status: 'completed' }, event: ended('COMPLETED', outcome, error, metadata) };
     } catch (error) {
       const reason = signal.reason instanceof RunTimeoutError
@@ -221,7 +220,7 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
       return { status: 'completed', note: ` (not retried: job ${pending}'s pending retry will do this work)`, output: { absorbed_by_job_id: pending }, metadata: { will_retry: false, absorbed_by_job_id: pending } };
     }
     if (error instanceof ConfigurationError) {
-      const failures = error instanceof ItemsConfigurationError ? { failures: listedFailures(error.failures), failures_total: error.failures.length } : undefined;
+      const failures = error instanceof ItemsConfigurationError ? failuresMetadata(error.failures) : undefined;
       return {
         status: 'deadletter',
         note: ' (configuration: not retried, dead-lettered)',

@@ -67,7 +67,8 @@ async function main(argv: string[]): Promise<number> {
     // its own settings. So the choice is made here, once, and said: a running service runs it (its
     // batch size, model and API key apply, not this shell's), else this process does.
     const services = await workingServices(boss);
-    if (services.length > 0) {
+    let leftToService = services.length > 0;
+    if (leftToService) {
       logger.warn({ services }, `${name}: a running service will run this (${services.join(', ')}); its batch size, model and API key apply, not this shell's`);
     } else {
       logger.info(`${name}: no service is working this database; running here with this shell's settings`);
@@ -75,11 +76,10 @@ async function main(argv: string[]): Promise<number> {
     }
     const log = await waitForRun(database.db, jobId, ((def.queue.expireInSeconds ?? 900) + 60) * 1000, async () => {
       // A service that died after we looked would leave the run waiting: take it over.
-      if (services.length === 0 || (await workingServices(boss)).length > 0) return false;
+      if (!leftToService || (await workingServices(boss)).length > 0) return;
       logger.warn(`${name}: the service that was to run it is gone; running here with this shell's settings`);
-      services.length = 0;
+      leftToService = false;
       await runHere();
-      return true;
     });
     const seconds = ((log.metadata.duration_ms as number | undefined) ?? 0) / 1000;
     const detail = log.status === 'FAILED' ? `: ${log.error_message}` : '';
@@ -96,7 +96,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** The run's closed job_logs row, whoever ran it. `onWaiting` is asked every few seconds while the run has not started. */
-async function waitForRun(db: Db, jobId: string, timeoutMs: number, onWaiting: () => Promise<boolean>): Promise<JobLogRow> {
+async function waitForRun(db: Db, jobId: string, timeoutMs: number, onWaiting: () => Promise<void>): Promise<JobLogRow> {
   let lastCheck = Date.now();
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
     const log = await runOfJob(db, jobId);

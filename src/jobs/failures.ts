@@ -37,6 +37,11 @@ export function summarizeFailures(noun: string, failed: number, total: number, f
   return summary;
 }
 
+/** What a run's log keeps of its failed items: the first few, and how many there were. */
+export function failuresMetadata(failures: readonly ItemFailure[]): { failures: ItemFailure[]; failures_total: number } | undefined {
+  return failures.length > 0 ? { failures: listedFailures(failures), failures_total: failures.length } : undefined;
+}
+
 /** The failures a log lists: the first LISTED_FAILURES, each reason bounded. */
 export function listedFailures(failures: readonly ItemFailure[]): ItemFailure[] {
   return failures.slice(0, LISTED_FAILURES).map(({ item, reason }) => ({ item, reason: clip(reason, REASON_MAX_CHARS) }));

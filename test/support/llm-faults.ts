@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { FakeReply, FakeRequest } from '../../testkit/fake-openai.ts';
 import { itemKeyOf, userMessage } from './pipeline.ts';
 
@@ -61,7 +61,6 @@ export type DroppingProxy = {
 export async function startDroppingProxy(targetUrl: string): Promise<DroppingProxy> {
   const target = new URL(targetUrl);
   const requests: ProxyRequest[] = [];
-  const sockets = new Set<Socket>();
   let shouldDrop: (subject: string, n: number) => boolean = () => false;
 
   const server = createServer(async (req, res) => {
@@ -105,10 +104,6 @@ export async function startDroppingProxy(targetUrl: string): Promise<DroppingPro
       if (!res.destroyed) res.destroy();
     }
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
 
@@ -123,7 +118,8 @@ export async function startDroppingProxy(targetUrl: string): Promise<DroppingPro
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
+        // Hanging requests and idle keep-alive connections would hold close() open.
+        server.closeAllConnections();
       });
       return closing;
     },
