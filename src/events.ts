@@ -31,6 +31,8 @@ export type SchedulerEventMap = {
     /** FAILED only: it failed on a setting (not retried). */
     configurationError: boolean;
   };
+  /** How far a run is: its item count once claimed, then again after each item (a progress bar's feed). */
+  'run:progress': { job: string; jobId: string; logId: number; itemsTotal: number; itemsProcessed: number; itemsFailed: number };
   /** The reaper closed a run whose worker was lost. */
   'run:reaped': { job: string; jobId: string | null; logId: number; pgbossState: string };
   /** One HTTP attempt to the model (retries and re-asks are attempts of their own). */

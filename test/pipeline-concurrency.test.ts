@@ -72,7 +72,7 @@ describe('concurrent runs of the real handlers on one database', () => {
 
   function context(db: Database, logId: number): JobContext {
     const llm = createLlm({ apiKey: 'sk-test', baseURL: fake.url, model: 'gpt-test', timeoutMs: 30_000, maxRetries: 0 });
-    return { db: db.db, llm, logger, signal: new AbortController().signal, logId, settings: { extractBatchSize: 10, llmConcurrency: 4, dropsBatchSize: 10 } };
+    return { db: db.db, llm, logger, signal: new AbortController().signal, logId, settings: { extractBatchSize: 10, llmConcurrency: 4, dropsBatchSize: 10 }, progress: () => {} };
   }
 
   it('six extract-blueprints runs at once over 30 items: every item is sent to the LLM once and gets one blueprint', async () => {

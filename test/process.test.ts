@@ -1,10 +1,13 @@
+import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { childEnv } from '../testkit/env.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../testkit/fake-openai.ts';
+import { sleep } from '../testkit/poll.ts';
 import { freePort } from '../testkit/ports.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
 import { runScript, startServiceProcess } from './support/processes.ts';
@@ -106,6 +109,29 @@ describe('CLI runs (npm run job:*)', () => {
     await client.end();
     expect(rows[0].status).toBe('COMPLETED');
     expect(rows[0].metadata.trigger).toBe('cli');
+  });
+
+  it('on a terminal, shows a progress bar of the items while it runs, then the same summary line', async (ctx) => {
+    // `script` (util-linux) gives the CLI a pseudo-terminal, as an operator's shell does.
+    const script = await new Promise<boolean>((resolve) => execFile('script', ['--version'], (error) => resolve(!error)));
+    if (!script) ctx.skip('the `script` command (util-linux) is not installed: no pseudo-terminal to test the bar on');
+    for (let i = 0; i < 3; i++) await addPendingItem(db.url);
+    llm.respond(async () => {
+      await sleep(150); // long enough for the bar to draw between items
+      return { content: blueprint };
+    });
+    const env = childEnv({ DATABASE_URL: db.url, OPENAI_API_KEY: 'sk-test-0123456789', OPENAI_BASE_URL: llm.url, LLM_CONCURRENCY: '1', COLUMNS: '120' });
+    const terminal = await new Promise<{ code: number | null; text: string }>((resolve) => {
+      execFile('script', ['-qefc', `${process.execPath} src/cli/run-job.ts extract-blueprints`, '/dev/null'], { env, timeout: 60_000 }, (error, stdout) =>
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, text: stdout }),
+      );
+    });
+    llm.respond(() => ({ content: blueprint }));
+    expect(terminal.code, terminal.text).toBe(0);
+    const frames = [...terminal.text.matchAll(/(\d)\/3 harvest items · 0 failed/g)].map((m) => Number(m[1]));
+    expect(frames, terminal.text).toContain(0);
+    expect(frames.some((done) => done > 0 && done < 3), terminal.text).toBe(true);
+    expect(terminal.text).toMatch(/extract-blueprints COMPLETED — 3 succeeded, 0 failed/);
   });
 
   it('exits 2 when the run FAILED on a setting (no API key), says what to set, and leaves the item PENDING', async () => {

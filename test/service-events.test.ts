@@ -63,6 +63,23 @@ describe('the event seam of a running service', () => {
     await eventually(async () => t.logs.some((l) => l.event === 'run:end' && l.msg === 'a listener of run:end failed; the event went on'));
   });
 
+  it('a run tells its progress: the items it claimed, then one step per item done or failed', async () => {
+    t.llm.respond((req) => (itemKeyOf(req) === 'pg2' ? { status: 400, body: { error: { message: 'Bad request' } } } : { content: blueprintFor(itemKeyOf(req) ?? '?') }));
+    for (const key of ['pg1', 'pg2', 'pg3']) await createItem(t, keyedItem(key));
+    const jobId = await trigger(t, 'extract-blueprints');
+
+    const end = await monitor.next('run:end', (e) => e.jobId === jobId);
+    expect(end).toMatchObject({ itemsProcessed: 2, itemsFailed: 1 });
+    const steps = monitor.of('run:progress').filter((e) => e.jobId === jobId);
+    expect(steps.every((e) => e.logId === end.logId && e.job === 'extract-blueprints' && e.itemsTotal === 3)).toBe(true);
+    expect(steps[0]).toMatchObject({ itemsProcessed: 0, itemsFailed: 0 });
+    expect(steps.map((e) => e.itemsProcessed + e.itemsFailed)).toEqual([0, 1, 2, 3]);
+    expect(steps.at(-1)).toMatchObject({ itemsProcessed: 2, itemsFailed: 1 });
+    // Every progress step comes before the run's end.
+    const endAt = monitor.seen.findIndex((e) => e.name === 'run:end' && e.event.jobId === jobId);
+    expect(monitor.seen.findLastIndex((e) => e.name === 'run:progress' && e.event.jobId === jobId)).toBeLessThan(endAt);
+  });
+
   it('a schedule changed through the API is told as source api; one edited in the table, as source table once the sync applies it', async () => {
     const res = await t.http('/api/jobs/schedules/generate-drops', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ cron_expression: '15 3 * * *' }) });
     expect(res.status).toBe(200);

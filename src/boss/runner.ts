@@ -175,7 +175,9 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
     });
 
     try {
-      const context: JobContext = { db, llm: trackedLlm, get logger() { return log(); }, signal, logId, settings };
+      const tellProgress: JobContext['progress'] = ({ total, processed, failed }) =>
+        events.emit('run:progress', { job: def.name, jobId: job.id, logId, itemsTotal: total, itemsProcessed: processed, itemsFailed: failed });
+      const context: JobContext = { db, llm: trackedLlm, get logger() { return log(); }, signal, logId, settings, progress: tellProgress };
       const outcome = await Promise.race([def.handler(context), aborted]);
       if (logsProgress) log()[progress]({ itemsProcessed: outcome.itemsProcessed, itemsFailed: outcome.itemsFailed }, `job ${def.name} finished: ${outcome.itemsProcessed} succeeded, ${outcome.itemsFailed} failed`);
       // Item failures do not fail the run, but the log says what failed and why.

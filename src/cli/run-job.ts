@@ -17,6 +17,7 @@ import { checkLlmBudget } from '../llm/budget.ts';
 import { createLogger } from '../logger.ts';
 import { createBossFromEnv, createJobRunner } from '../composition.ts';
 import { runCommand } from './command.ts';
+import { createProgressBar } from './progress-bar.ts';
 
 /**
  * `npm run job:<name>`: one run in the foreground, logged with trigger "cli". The run goes through
@@ -35,8 +36,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const env = parseEnv();
   checkLlmBudget(env, registry.values());
-  // Logs on stderr; stdout is the one-line summary.
-  const logger = createLogger(env.LOG_LEVEL, process.stderr);
+  const def = registry.get(name)!;
+  // Logs on stderr; stdout is the one-line summary, and on a terminal the items' progress bar.
+  const bar = createProgressBar(def.itemNoun ?? 'items');
+  const logger = createLogger(env.LOG_LEVEL, bar?.logs ?? process.stderr);
   const opened = await openDatabase(env, logger);
   // As in the service: a pooler that drops notifications would leave our worker waiting for its poll.
   if (env.USE_LISTEN_NOTIFY) await requireListenNotify(opened.url, logger).catch(async (error) => {
@@ -58,9 +61,12 @@ async function main(argv: string[]): Promise<number> {
       console.log(`${name}: a run is already waiting to start (job ${waiting?.id ?? 'unknown'}); not starting another`);
       return 3;
     }
-    const def = registry.get(name)!;
     const runHere = async () => {
-      const runner = createJobRunner(env, database.db, boss, logger, createEvents(logger));
+      const events = createEvents(logger);
+      if (bar) events.on('run:progress', (event) => {
+        if (event.jobId === jobId) bar.update(event);
+      });
+      const runner = createJobRunner(env, database.db, boss, logger, events);
       await workThroughRunner(boss, def, runner, { batchSize: 1, localConcurrency: 1, pollingIntervalSeconds: 0.5 });
     };
     // A running service's workers would race ours for the job, and whichever won would run it with
@@ -81,6 +87,7 @@ async function main(argv: string[]): Promise<number> {
       leftToService = false;
       await runHere();
     });
+    bar?.stop();
     const seconds = ((log.metadata.duration_ms as number | undefined) ?? 0) / 1000;
     const detail = log.status === 'FAILED' ? `: ${log.error_message}` : '';
     const where = log.metadata.worker === THIS_WORKER ? 'run here' : `run by ${String(log.metadata.worker ?? 'another instance')}`;
@@ -89,6 +96,7 @@ async function main(argv: string[]): Promise<number> {
     // A run that failed on a setting is a configuration error like any other.
     return log.metadata.configuration_error ? CONFIGURATION_EXIT_CODE : 1;
   } finally {
+    bar?.stop();
     await boss.stop({ graceful: true, timeout: env.SHUTDOWN_TIMEOUT_SECONDS * 1000 }).catch(() => {});
     await database.close();
     await opened.stop();

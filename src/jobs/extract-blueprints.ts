@@ -40,6 +40,8 @@ export async function extractBlueprints(ctx: JobContext): Promise<JobOutcome> {
 
   let succeeded = 0;
   const failures = new ItemFailures();
+  const progress = () => ctx.progress({ total: items.length, processed: succeeded, failed: failures.count });
+  progress();
   try {
     await forEachBounded(items, settings.llmConcurrency, ctx.signal, async (item, signal) => {
       logger.info({ harvestId: item.id }, `processing harvest id=${item.id}`);
@@ -49,10 +51,12 @@ export async function extractBlueprints(ctx: JobContext): Promise<JobOutcome> {
         logger.info({ harvestId: item.id }, `blueprint saved for harvest id=${item.id}`);
       } catch (error) {
         if (!(error instanceof LlmItemError)) throw error;
-        failures.add({ harvest_item_id: item.id }, error);
         await markItemError(ctx, item.id, error.message);
+        // Counted once marked, so progress steps one item at a time.
+        failures.add({ harvest_item_id: item.id }, error);
         logger.warn({ harvestId: item.id, reason: error.message }, `harvest id=${item.id} failed`);
       }
+      progress();
     });
     const refused = failures.configurationError(succeeded, ITEM_NOUN);
     if (refused) {

@@ -53,6 +53,8 @@ export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
       left.set(blueprint.id, { topics: blueprint.topics.length, failed: 0 });
       for (const topic of blueprint.topics) work.push({ blueprint, topic });
     }
+    const progress = () => ctx.progress({ total: work.length, processed: tally.topicsDone, failed: failures.count });
+    progress();
     await forEachBounded(work, settings.llmConcurrency, ctx.signal, async ({ blueprint, topic }, signal) => {
       const state = left.get(blueprint.id)!;
       try {
@@ -66,6 +68,7 @@ export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
         logger.warn({ blueprintId: blueprint.id, topic: topic.code, reason: error.message }, `drops for topic ${topic.code} failed`);
       }
       state.topics -= 1;
+      progress();
       // The blueprint's last topic: done when none of its topics failed.
       if (state.topics === 0 && state.failed === 0) await blueprintDone(ctx, blueprint, tally);
     });

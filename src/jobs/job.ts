@@ -32,6 +32,8 @@ export type JobContext = {
   /** The job_logs row of this run; item claims point at it so a dead run's claims can be released. */
   logId: number;
   settings: JobSettings;
+  /** Says how far the run is (items claimed, done, failed); free when nobody watches. */
+  progress(counts: { total: number; processed: number; failed: number }): void;
 };
 
 /** One item (or topic) a run could not do, and why; `item` names it, e.g. `{ harvest_item_id: 3 }`. */

@@ -1,6 +1,6 @@
 import type { SchedulerEventMap, SchedulerEventName, SchedulerEvents } from '../../src/events.ts';
 
-const NAMES: SchedulerEventName[] = ['run:start', 'run:end', 'run:reaped', 'llm:call', 'schedule:changed'];
+const NAMES: SchedulerEventName[] = ['run:start', 'run:progress', 'run:end', 'run:reaped', 'llm:call', 'schedule:changed'];
 
 /**
  * Everything a service emits, recorded from the moment it is made (graphile-worker's EventMonitor):
