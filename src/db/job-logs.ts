@@ -86,9 +86,17 @@ export function listRuns(db: Db, { jobName, limit, offset }: { jobName?: string;
 
 /** The latest row of the run of a pg-boss job (its last attempt), open or closed; null before it starts. */
 export async function runOfJob(db: Db, jobId: string): Promise<JobLogRow | null> {
-  const { rows } = await db.execute<JobLogRow>(sql`select * from job_logs where metadata->>'job_id' = ${jobId} order by id desc limit 1`);
-  return rows[0] ?? null;
+  const [row] = await db.select().from(jobLogs).where(ofJob(jobId)).orderBy(desc(jobLogs.id)).limit(1);
+  return row ?? null;
 }
+
+/** Every attempt of a pg-boss job (a retry keeps the job id), oldest first. */
+export function runsOfJob(db: Db, jobId: string): Promise<JobLogRow[]> {
+  return db.select().from(jobLogs).where(ofJob(jobId)).orderBy(jobLogs.id);
+}
+
+// Through the query builder, not db.execute, so timestamps come back as Dates like the row type says.
+const ofJob = (jobId: string) => sql`${jobLogs.metadata}->>'job_id' = ${jobId}`;
 
 /** Up to this many rows job_logs is counted exactly; above it a count would grow with history. */
 export const EXACT_LOG_COUNT_LIMIT = 10_000;

@@ -1,4 +1,5 @@
 import { expect } from 'vitest';
+import { runsOfJob } from '../../src/db/job-logs.ts';
 import type { FakeRequest } from '../../testkit/fake-openai.ts';
 import { readJson, type Json } from './http.ts';
 import { eventually, type TestService } from './service.ts';
@@ -28,10 +29,7 @@ export async function trigger(t: TestService, name: string): Promise<string> {
   return answer.jobId;
 }
 
-/** Waits for the job_logs row of the run of `jobId` to close, and returns it. */
+/** Waits for the first attempt of the run of `jobId` to close, and returns its job_logs row. */
 export function closedLog(t: TestService, jobId: string, options?: { timeoutMs?: number }): Promise<Json> {
-  return eventually(async () => {
-    const { rows } = await t.service.database.pool.query(`select * from job_logs where metadata->>'job_id' = $1 and status <> 'STARTED'`, [jobId]);
-    return rows[0];
-  }, options);
+  return eventually(async () => (await runsOfJob(t.service.database.db, jobId)).find((run) => run.status !== 'STARTED'), options);
 }
