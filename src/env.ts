@@ -84,6 +84,22 @@ export const EnvSchema = z
     SHUTDOWN_TIMEOUT_SECONDS: seconds(30, 1, 3600),
     /** job_logs rows older than this are deleted (ROLE all/worker, at start and hourly); 0 keeps them all. */
     JOB_LOGS_RETENTION_DAYS: int(90, 0, 36_500),
+    /**
+     * Where failure alerts are POSTed (Slack-compatible JSON, README "Alerts"). Unset: alerts off.
+     * It may carry a token (Slack's does, in its path): logs show its scheme and host only.
+     */
+    ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+    /** A schedule whose due run has not started this long after it was due is alerted as overdue. */
+    ALERT_OVERDUE_SECONDS: seconds(300, 1, 7 * 86_400),
+    /** How often every instance (whatever its ROLE) looks for overdue schedules. */
+    ALERT_CHECK_SECONDS: seconds(30, 1, 3600),
+    /** How long one delivery attempt may take before it counts as failed (and is retried). */
+    ALERT_WEBHOOK_TIMEOUT_SECONDS: seconds(10, 1, 300),
+    /** Retries of an undelivered alert before it is dead-lettered, exponential backoff from ALERT_RETRY_DELAY_SECONDS (capped at 1 h). */
+    ALERT_RETRY_LIMIT: int(5, 0, 50),
+    ALERT_RETRY_DELAY_SECONDS: seconds(30, 1, 3600),
+    /** Base URL of the API as its readers reach it, for the run links in alerts. Unset: the service's own address. */
+    PUBLIC_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
     EXTRACT_BATCH_SIZE: int(10, 1, 1000),
     /** LLM calls in flight at once within one run (items of extract-blueprints, topics of generate-drops). */
     LLM_CONCURRENCY: int(4, 1, 64),

@@ -3,6 +3,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { PgBoss } from 'pg-boss';
 import { ensureQueues, wakeCronSenderOnNotify } from './boss/client.ts';
+import { startAlerts } from './alerts/alerts.ts';
 import { createReaper } from './boss/reaper.ts';
 import { createRegistry, type Registry } from './jobs/registry.ts';
 import { createScheduleSync, seedSchedules, type SchedulesDeps } from './boss/schedules.ts';
@@ -53,6 +54,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
   };
   const works = env.ROLE !== 'api';
   const events = createEvents(logger);
+  let url = '';
 
   try {
     logger.info({ role: env.ROLE }, 'initialising job scheduler');
@@ -73,6 +75,9 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     const boss = createBossFromEnv(env, { url: opened.url, logger, role: env.ROLE, listens });
     await boss.start();
     if (listens) await wakeCronSenderOnNotify(boss);
+    // Released after pg-boss (below) has drained the runs, so runs ending during a stop still raise theirs.
+    const alerts = await startAlerts({ env, db: database.db, boss, registry, events, logger, baseUrl: () => env.PUBLIC_URL ?? url });
+    if (alerts) releasers.push(() => alerts.stop());
     const runner = createJobRunner(env, database.db, boss, logger, events);
     releasers.push(async () => {
       // pg-boss waits for running handlers up to the timeout, then fails them (they are retried).
@@ -94,6 +99,9 @@ export async function startService(env: Env, logger: Logger, registry = createRe
       // An API-only instance schedules nothing itself: worker instances run the schedules.
       logger.info(`${active.length} active schedules, run by worker instances (ROLE=${env.ROLE} runs no jobs)`);
     }
+
+    // Every role: an API-only instance must be able to report that the workers are down.
+    if (alerts) releasers.push(every(env.ALERT_CHECK_SECONDS * 1000, logger, 'overdue check', () => alerts.checkOverdue()));
 
     if (works) {
       const reaper = createReaper({ db: database.db, boss, logger, events });
@@ -122,7 +130,6 @@ export async function startService(env: Env, logger: Logger, registry = createRe
       corsOrigins: env.CORS_ORIGINS,
       runRateLimitPerMinute: env.RUN_RATE_LIMIT_PER_MINUTE,
     });
-    let url = '';
     if (env.ROLE !== 'worker') {
       const server = await listen(app, env.HOST, env.PORT);
       releasers.push(() => closeServer(server));

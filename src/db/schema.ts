@@ -6,6 +6,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -149,8 +150,74 @@ export const runRequests = pgTable(
   (t) => [uniqueIndex('run_requests_job_key').on(t.job_name, t.idempotency_key), index('run_requests_created_at_idx').on(t.created_at)],
 );
 
+/**
+ * What an alert is about (README "Alerts"). `budget_exhausted` is reserved for the LLM economics
+ * issue (src/alerts/rules.ts says how to raise it); `recovered` closes a job's open failure alerts.
+ */
+export const FAILURE_ALERT_KINDS = ['dead_lettered', 'all_items_failed', 'overdue', 'budget_exhausted'] as const;
+export type FailureAlertKind = (typeof FAILURE_ALERT_KINDS)[number];
+export const ALERT_KINDS = [...FAILURE_ALERT_KINDS, 'recovered'] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+
+/** pending: queued or being retried; delivered: the receiver answered 2xx; failed: retries spent (dead-lettered). */
+export const ALERT_DELIVERY_STATUSES = ['pending', 'delivered', 'failed'] as const;
+export type AlertDeliveryStatus = (typeof ALERT_DELIVERY_STATUSES)[number];
+
+const inList = (values: readonly string[]) => sql.raw(values.map((v) => `'${v}'`).join(', '));
+
+/**
+ * One row per (job, failure kind), shared by every instance: `open` from the alert that opened it
+ * until the job's next successful run. A conditional upsert flips it, so one alert is sent however
+ * many instances see the failure, and never twice in a row.
+ */
+export const alertState = pgTable(
+  'alert_state',
+  {
+    job_name: text('job_name').notNull(),
+    kind: text('kind', { enum: FAILURE_ALERT_KINDS }).notNull(),
+    open: boolean('open').notNull().default(false),
+    opened_at: timestamp('opened_at', { withTimezone: true }),
+    closed_at: timestamp('closed_at', { withTimezone: true }),
+    /** The alert that opened it (alerts.id). */
+    alert_id: integer('alert_id'),
+  },
+  (t) => [primaryKey({ name: 'alert_state_pkey', columns: [t.job_name, t.kind] }), check('alert_state_kind_check', sql`${t.kind} in (${inList(FAILURE_ALERT_KINDS)})`)],
+);
+
+/** Every alert raised, what it said, and how its delivery went. */
+export const alerts = pgTable(
+  'alerts',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    kind: text('kind', { enum: ALERT_KINDS }).notNull(),
+    job_name: text('job_name').notNull(),
+    /** The run it is about (job_logs.id and its pg-boss job); null for an overdue schedule. */
+    log_id: integer('log_id'),
+    job_id: text('job_id'),
+    error: text('error'),
+    occurred_at: timestamp('occurred_at', { withTimezone: true }).notNull(),
+    /** The message as sent, but for its `sent_at` (set at each attempt). */
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    /** Its job in the alerts delivery queue. */
+    delivery_job_id: text('delivery_job_id').notNull(),
+    status: text('status', { enum: ALERT_DELIVERY_STATUSES }).notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    last_attempt_at: timestamp('last_attempt_at', { withTimezone: true }),
+    last_error: text('last_error'),
+    delivered_at: timestamp('delivered_at', { withTimezone: true }),
+    /** The `recovered` alert that closed this failure alert. */
+    resolved_by: integer('resolved_by'),
+    created_at: createdAt(),
+  },
+  (t) => [
+    check('alerts_kind_check', sql`${t.kind} in (${inList(ALERT_KINDS)})`),
+    check('alerts_status_check', sql`${t.status} in (${inList(ALERT_DELIVERY_STATUSES)})`),
+  ],
+);
+
 export type JobScheduleRow = typeof jobSchedule.$inferSelect;
 export type JobLogRow = typeof jobLogs.$inferSelect;
 export type HarvestItemRow = typeof harvestItems.$inferSelect;
 export type ExamBlueprintRow = typeof examBlueprints.$inferSelect;
 export type DropRow = typeof drops.$inferSelect;
+export type AlertRow = typeof alerts.$inferSelect;
