@@ -34,24 +34,23 @@
  * p99(1 M) / p99(10 k) ≤ 1.5.
  *
  * Also recorded: the /status answer at each size (totalLogs vs the true row count, and whether
- * latestLogs has a row for both jobs), and on stderr the EXPLAIN (ANALYZE, BUFFERS) of the SQL
- * behind the three /api/jobs routes at the larger size (the SQL is copied from
- * src/http/routes/jobs.ts as of this writing; update `ROUTE_QUERIES` when the routes change).
+ * latestLogs has a row for both jobs).
  *
  * `--quick`: 10 k and 100 k rows (not 1 M), 1 round of 2 s per route; ~35 s. Not the figures to quote.
  * Full mode: ~4 min (longer while a route is slow at 1 M rows: each slow run is 20 requests).
  *
  *   cd /work/main && npm exec -- node bench/api-latency.ts [--quick]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 // @ts-ignore -- autocannon ships no type declarations; the minimal type used here is below.
 import autocannonUntyped from 'autocannon';
 import pg from 'pg';
 import { sleep } from '../testkit/poll.ts';
 import { freePort } from '../testkit/ports.ts';
+import { spawnNode } from '../testkit/processes.ts';
 import {
   fmt,
+  killOnCleanup,
   machineLine,
   main,
   markdownTable,
@@ -61,10 +60,9 @@ import {
   percentile,
   QUICK,
   ratio,
-  ROOT,
   sized,
   startPostgres,
-  serviceEnv,
+  stopGracefully,
 } from './lib.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -105,31 +103,6 @@ const ROUTES = [
 type Route = (typeof ROUTES)[number];
 const STATUS = ROUTES[1];
 
-/**
- * The SQL behind the /api/jobs routes, as drizzle renders src/http/routes/jobs.ts and
- * src/db/log-count.ts (commit 506f481), for EXPLAIN on stderr. Update when the routes change.
- */
-const LOG_COLUMNS = '"id", "job_name", "status", "started_at", "ended_at", "items_processed", "items_failed", "error_message", "metadata"';
-const latestSql = (job: string, nulls = '') =>
-  `select ${LOG_COLUMNS} from "job_logs" where "job_logs"."job_name" = '${job}' order by "job_logs"."started_at" desc${nulls}, "job_logs"."id" desc${nulls} limit 1`;
-const ROUTE_QUERIES: Array<{ route: string; sql: string }> = [
-  { route: '/status: schedules', sql: 'select * from "job_schedule" order by "job_schedule"."id"' },
-  { route: '/status: latest run of each registered job (one query per job; extract-blueprints shown)', sql: latestSql('extract-blueprints') },
-  {
-    route: '/status: totalLogs, the planner estimate (always)',
-    sql: "select reltuples::float8 as reltuples, relpages, pg_relation_size(oid) / current_setting('block_size')::int as pages from pg_class where oid = 'job_logs'::regclass",
-  },
-  { route: '/status: totalLogs, exact count (only when the estimate is ≤ 20 000 rows)', sql: 'select count(*)::int as n from (select 1 from job_logs limit 10001) as counted' },
-  { route: '/logs?limit=100', sql: `select ${LOG_COLUMNS} from "job_logs" order by "job_logs"."started_at" desc, "job_logs"."id" desc limit 100` },
-  { route: '/logs/:job/latest', sql: latestSql('extract-blueprints') },
-  // Diagnosis, not routes: the same reads ordered as the indexes are declared (DESC NULLS LAST).
-  {
-    route: 'diagnosis: /logs?limit=100 ordered DESC NULLS LAST, as job_logs_started_at_idx is declared',
-    sql: `select ${LOG_COLUMNS} from "job_logs" order by "job_logs"."started_at" desc nulls last, "job_logs"."id" desc nulls last limit 100`,
-  },
-  { route: 'diagnosis: latest run of a job ordered DESC NULLS LAST, as job_logs_job_name_started_at_idx is declared', sql: latestSql('extract-blueprints', ' nulls last') },
-];
-
 /** Warnings and errors the service logged, by message. */
 const serviceLog = new Map<string, number>();
 
@@ -168,7 +141,6 @@ await main(async () => {
 
   const measured: Measured[] = [];
   const answers: StatusAnswer[] = [];
-  const plans: string[] = [];
   // Time line: the first SMALL rows over the 180 days before the last 180 days; the rest appended after them up to now.
   const now = Date.now();
   const DAY = 86_400_000;
@@ -213,7 +185,6 @@ await main(async () => {
       }
     }
     for (const route of ROUTES) measured.push({ size, route, runs: runs.get(route)!, bodyBytes: bodyBytes.get(route)! });
-    if (size === LARGE) plans.push(...(await explainRoutes(client)));
   }
   const { rows: [after] } = await client.query<{ n: string }>('select count(*)::text as n from job_logs');
   const addedByService = Number(after!.n) - LARGE;
@@ -318,8 +289,6 @@ await main(async () => {
     console.log(`- The service logged: ${[...serviceLog].map(([key, n]) => `${n} × \`${key}\``).join('; ')}.`);
   }
   if (addedByService !== 0) console.log(`- The service itself added ${addedByService} job_logs rows during the run (a cron occurrence fired).`);
-
-  process.stderr.write(`\n[bench] EXPLAIN (ANALYZE, BUFFERS) at ${sizeLabel(LARGE)} rows, SQL of src/http/routes/jobs.ts:\n${plans.join('\n')}\n`);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -337,43 +306,22 @@ function serviceLogKey(line: string): string {
   }
 }
 
-/** Spawns `node src/main.ts`, waits for GET /healthz to answer 200; killed by a cleanup step. */
-async function startServiceProcess(env: Record<string, string>, base: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), 'src/main.ts'], { cwd: ROOT, env: serviceEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  let partial = '';
-  const onData = (data: Buffer) => {
-    output = (output + data.toString()).slice(-20_000);
-    // LOG_LEVEL=warn: every line is a warning or an error; count them by message, one short line each on stderr.
-    const lines = (partial + data.toString()).split('\n');
-    partial = lines.pop()!;
-    for (const line of lines.filter(Boolean)) {
-      const key = serviceLogKey(line);
-      serviceLog.set(key, (serviceLog.get(key) ?? 0) + 1);
-      process.stderr.write(`[service] ${key}\n`);
-    }
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  onCleanup(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const stopped = await Promise.race([exited.then(() => true), sleep(15_000).then(() => false)]);
-    if (!stopped) {
-      note('service did not stop within 15 s of SIGTERM: SIGKILL');
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the service exited (${child.exitCode ?? child.signalCode}) before it was healthy:\n${output}`);
-    const status = await fetch(`${base}/healthz`).then((r) => r.status, () => 0);
-    if (status === 200) return child;
-    await sleep(200);
-  }
-  throw new Error(`the service was not healthy within 120 s:\n${output}`);
+/** Spawns `node src/main.ts` and waits for GET /healthz to answer 200; stopped by a cleanup step. */
+async function startServiceProcess(env: Record<string, string>, base: string): Promise<void> {
+  const service = killOnCleanup(
+    spawnNode('src/main.ts', {
+      env,
+      tailChars: 20_000,
+      // LOG_LEVEL=warn: every line is a warning or an error; count them by message, one short line each on stderr.
+      onLine(line) {
+        const key = serviceLogKey(line);
+        serviceLog.set(key, (serviceLog.get(key) ?? 0) + 1);
+        process.stderr.write(`[service] ${key}\n`);
+      },
+    }),
+  );
+  onCleanup(async () => void (await stopGracefully(service, 15_000)));
+  await service.waitForHealth(base, 120_000);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -524,13 +472,4 @@ async function statusAnswer(client: pg.Client, base: string, size: number): Prom
     trueLatestIds: trueLatest.join(' / '),
     ms,
   };
-}
-
-async function explainRoutes(client: pg.Client): Promise<string[]> {
-  const out: string[] = [];
-  for (const { route, sql } of ROUTE_QUERIES) {
-    const { rows } = await client.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers) ${sql}`);
-    out.push(`--- ${route}: ${sql}`, ...rows.map((r) => `    ${r['QUERY PLAN']}`));
-  }
-  return out;
 }

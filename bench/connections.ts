@@ -27,7 +27,6 @@
  *   cd /work/main && npm exec -- node bench/connections.ts            # ~10 min
  *   cd /work/main && npm exec -- node bench/connections.ts --quick    # ~4 min
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { loadavg } from 'node:os';
 // @ts-ignore -- autocannon ships no type declarations; the minimal type used here is below.
 import autocannonUntyped from 'autocannon';
@@ -37,7 +36,8 @@ import { startFakeOpenAI, type FakeReply, type FakeRequest } from '../testkit/fa
 import { withClient } from '../src/db/with-client.ts';
 import { sleep } from '../testkit/poll.ts';
 import { freePort } from '../testkit/ports.ts';
-import { fmt, machineLine, main, markdownTable, max, median, note, onCleanup, percentile, ROOT, serviceEnv, sized, startPostgres } from './lib.ts';
+import { SERVICE_READY, spawnNode, type RunningProcess } from '../testkit/processes.ts';
+import { fmt, killOnCleanup, machineLine, main, markdownTable, max, median, note, onCleanup, percentile, sized, startPostgres, stopGracefully } from './lib.ts';
 
 type AutocannonResult = { non2xx: number; errors: number };
 type AutocannonInstance = Promise<AutocannonResult> & {
@@ -156,47 +156,25 @@ async function seedWork(url: string, items: number, topics: number): Promise<voi
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-type Proc = { child: ChildProcess; exited: Promise<number | null>; output: () => string; stop(): Promise<number | null> };
-
-function spawnNode(args: string[], env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: serviceEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
-  let output = '';
-  const onData = (d: Buffer) => {
-    output = (output + String(d)).slice(-20_000);
-    for (const line of String(d).split('\n').filter(Boolean)) if (/"level":(40|50|60)/.test(line)) note(`${args[0]} ${child.pid}: ${line.slice(0, 300)}`);
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  onCleanup(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  return {
-    child,
-    exited,
-    output: () => output,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
+/** `node script args`; its warnings and errors are noted; killed by a cleanup step if still running. */
+function spawnQuiet(script: string, args: string[], env: Record<string, string>): RunningProcess {
+  const proc = killOnCleanup(
+    spawnNode(script, {
+      args,
+      env,
+      tailChars: 20_000,
+      onLine: (line) => {
+        if (/"level":(40|50|60)/.test(line)) note(`${script} ${proc.child.pid}: ${line.slice(0, 300)}`);
+      },
+    }),
+  );
+  return proc;
 }
 
-async function waitReady(proc: Proc, url: string | undefined, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (proc.child.exitCode !== null) throw new Error(`service exited ${proc.child.exitCode} before it was ready:\n${proc.output()}`);
-    if (Date.now() > deadline) throw new Error(`service not ready within ${timeoutMs} ms:\n${proc.output()}`);
-    const ready = url ? await fetch(`${url}/healthz`).then((r) => r.status === 200, () => false) : proc.output().includes('job scheduler ready');
-    if (ready) return;
-    await sleep(20);
-  }
+/** Up once /healthz answers 200, or (ROLE=worker: no HTTP) once it logs that it is ready. */
+async function waitReady(proc: RunningProcess, url: string | undefined, timeoutMs = 60_000): Promise<void> {
+  if (url) await proc.waitForHealth(url, timeoutMs, 20);
+  else await proc.waitForLine(SERVICE_READY, timeoutMs);
 }
 
 function httpLoad(base: string): Promise<{ ok: number; p99: number; non2xx: number; errors: number }> {
@@ -252,14 +230,14 @@ async function runScenario(scenario: Scenario, index: number, postgres: Awaited<
 
   if (scenario.role === 'cli') {
     // The schema first (a service start would do it), so the CLI's run is what is counted.
-    const setup = spawnNode(['src/main.ts'], { ...env, ROLE: 'api', PORT: String(await freePort()) });
+    const setup = spawnQuiet('src/main.ts', [], { ...env, ROLE: 'api', PORT: String(await freePort()) });
     await waitReady(setup, undefined);
-    await setup.stop();
+    await stopGracefully(setup, 20_000);
     await sleep(500);
     await seedWork(url, BUSY_ITEMS, 0);
     const t0 = Date.now();
-    const cli = spawnNode(['src/cli/run-job.ts', 'extract-blueprints'], env);
-    const code = await cli.exited;
+    const cli = spawnQuiet('src/cli/run-job.ts', ['extract-blueprints'], env);
+    const code = (await cli.exited) ?? cli.child.signalCode;
     const all = stats(watch.window(t0));
     await watch.stop();
     const summary = cli.output().split('\n').find((l) => l.startsWith('extract-blueprints ')) ?? `exit ${code}`;
@@ -269,7 +247,7 @@ async function runScenario(scenario: Scenario, index: number, postgres: Awaited<
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const t0 = Date.now();
-  const proc = spawnNode(['src/main.ts'], { ...env, ROLE: scenario.role, PORT: String(port) });
+  const proc = spawnQuiet('src/main.ts', [], { ...env, ROLE: scenario.role, PORT: String(port) });
   await waitReady(proc, scenario.role === 'worker' ? undefined : base);
   await sleep(SETTLE_S * 1000);
   const startup = stats(watch.window(t0));
@@ -315,7 +293,7 @@ async function runScenario(scenario: Scenario, index: number, postgres: Awaited<
     const noun = (job: string) => (job === 'generate-drops' ? 'topics' : 'items');
     work = rows.map((r) => `${r.job_name} ${r.status}, ${r.items_processed} ${noun(r.job_name)}${r.items_failed ? ` (${r.items_failed} failed)` : ''}`).join('; ') || 'runs not closed';
   }
-  const code = await proc.stop();
+  const code = await stopGracefully(proc, 20_000);
   await watch.stop();
   if (code !== 0) note(`${scenario.label}: exit ${code}`);
   return { scenario, startup, idle, busy, work, http, load };

@@ -26,7 +26,7 @@
  * minute, fixed when it starts. One instance gives nearly the same number every minute, so each
  * variant runs INSTANCES instances started at stratified offsets across 30 s (one instance of every
  * variant per offset, so all variants sample the same phases); percentiles are over
- * instances × boundaries samples, and a per-instance table shows the phase effect. The schedules
+ * instances × boundaries samples. The schedules
  * are switched on together, 1–20 s after a boundary, through boss.schedule() for raw pg-boss and
  * PUT /api/jobs/schedules/:name for the service; the boundaries after that are counted.
  *
@@ -36,7 +36,6 @@
  *   cd /work/main && npm exec -- node bench/cron-latency.ts --quick    # 3 instances × 1 boundary, ~2–3 min
  */
 import { loadavg } from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pg from 'pg';
 import { PgBoss, type ConstructorOptions } from 'pg-boss';
 import { createRegistry } from '../src/jobs/registry.ts';
@@ -207,27 +206,7 @@ await main(async () => {
   const deadline = boundaries.at(-1)! + MAX_LATENESS_MS;
   note(`counting the boundaries ${boundaries.map((b) => new Date(b).toISOString().slice(11, 19)).join(', ')} (done by ${new Date(deadline).toISOString().slice(11, 19)} at the latest)`);
 
-  // Every instance shares this process's event loop, and all of (b)–(e) fire within a second of each
-  // boundary, so a busy loop delays handlers: its delay is measured in the 3 s after each boundary
-  // (and the 3 s before, for comparison).
-  const loop = monitorEventLoopDelay({ resolution: 10 });
-  loop.enable();
-  onCleanup(() => {
-    loop.disable();
-  });
-  const loopBefore: number[] = [];
-  const loopAfter: number[] = [];
-  const timers = boundaries.flatMap((b) => [
-    setTimeout(() => loop.reset(), b - 3_000 - Date.now()),
-    setTimeout(() => {
-      loopBefore.push(loop.max / 1e6);
-      loop.reset();
-    }, b - Date.now()),
-    setTimeout(() => loopAfter.push(loop.max / 1e6), b + 3_000 - Date.now()),
-  ]);
-  onCleanup(() => timers.forEach(clearTimeout));
-
-  const complete = () => instances.every((i) => byBoundary(i.starts, boundaries).samples.length === OCCURRENCES) && loopAfter.length === OCCURRENCES;
+  const complete = () => instances.every((i) => byBoundary(i.starts, boundaries).samples.length === OCCURRENCES);
   let lastNote = Date.now();
   while (Date.now() < deadline && !complete()) {
     await sleep(250);
@@ -261,7 +240,7 @@ await main(async () => {
 
   const collect = (list: Array<{ times: number[] }>) => {
     const per = list.map((l) => byBoundary(l.times, boundaries));
-    return { samples: per.flatMap((p) => p.samples), duplicates: per.reduce((n, p) => n + p.duplicates, 0), perInstance: per.map((p) => p.samples) };
+    return { samples: per.flatMap((p) => p.samples), duplicates: per.reduce((n, p) => n + p.duplicates, 0) };
   };
   const results = VARIANTS.map((v) => ({ v, ...collect(instances.filter((i) => i.variant === v).map((i) => ({ times: i.starts }))) }));
   const logged = collect(await Promise.all(instances.filter((i) => i.loggedStarts).map(async (i) => ({ times: await i.loggedStarts!() }))));
@@ -297,11 +276,6 @@ await main(async () => {
       return [LABELS[v], notifyOf(v), String(h.cronPass.length), hopCell(h.cronPass), hopCell(h.sendIt), hopCell(h.worker)];
     }),
   );
-  const perInstance = markdownTable(
-    ['variant', ...offsets.map((o, i) => `#${i + 1} (+${(o / 1000).toFixed(1)} s)`)],
-    results.map((r) => [LABELS[r.v], ...r.perInstance.map((s) => (s.length ? `${fmt(median(s), 2)} (${fmt(min(s), 2)}–${fmt(max(s), 2)})` : '—'))]),
-  );
-
   console.log(`### B3. Cron firing lateness: minute boundary → handler start (\`${CRON}\`)\n`);
   console.log(
     `${machineLine()} · ${INSTANCES} instances per variant started at offsets ${offsets.map((o) => (o / 1000).toFixed(1)).join(', ')} s · ${OCCURRENCES} counted boundaries (${boundaries.map((b) => new Date(b).toISOString().slice(11, 16)).join(', ')} UTC) · n = instances × boundaries · (a)–(c) on one PostgreSQL, (d)–(e) on another (peak ${peak.abc} and ${peak.de} client connections seen) · load average (1 min) ${loadBefore.toFixed(1)} at start, ${loadAfter.toFixed(1)} at end\n`,
@@ -310,8 +284,6 @@ await main(async () => {
   console.log(lateness);
   console.log(`\nWhere it goes: the three hops of one occurrence, from pgboss.job created_on (database clock) and the handler's clock:\n`);
   console.log(hopTable);
-  console.log(`\nPer instance: median (min–max) over the ${OCCURRENCES} boundaries; one column = one start phase, shared by all variants:\n`);
-  console.log(perInstance);
 
   const r = Object.fromEntries(results.map((x) => [x.v, x])) as Record<Variant, (typeof results)[number]>;
   const verdict = (xs: number[]) => (p99(xs) <= TARGET_P99_S ? `**met** (${fmt(p99(xs), 2)} s ≤ ${TARGET_P99_S} s)` : `**missed** (${fmt(p99(xs), 2)} s > ${TARGET_P99_S} s)`);
@@ -323,9 +295,6 @@ await main(async () => {
   );
   console.log(
     `- Send-it hop p50: (c) ${fmt(median(hops.get('c')!.sendIt), 3)} s vs (d) ${fmt(median(hops.get('d')!.sendIt), 3)} s; (e) ${fmt(median(hops.get('e')!.sendIt), 3)} s. Cron-pass hop p50 (d) ${fmt(median(hops.get('d')!.cronPass), 3)} s, max ${fmt(max(hops.get('d')!.cronPass), 3)} s.`,
-  );
-  console.log(
-    `- This process's event-loop delay (all ${instances.length} instances share it), max per boundary: ${loopAfter.map((x) => x.toFixed(0)).join(', ')} ms in the 3 s after it, ${loopBefore.map((x) => x.toFixed(0)).join(', ')} ms in the 3 s before.`,
   );
   if (OCCURRENCES * INSTANCES < 100) console.log(`- p99 over ${expected} samples is interpolated between the two largest values; read it as "about the max".`);
 });

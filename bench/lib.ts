@@ -6,18 +6,17 @@ import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import type { PgBoss } from 'pg-boss';
 import type { JobDefinition, JobOutcome } from '../src/jobs/job.ts';
 import { pgCtl, startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { withClient } from '../src/db/with-client.ts';
 import { createLogger, type Logger } from '../src/logger.ts';
-import { childEnv } from '../testkit/env.ts';
 import { waitFor } from '../testkit/poll.ts';
 import { freePort } from '../testkit/ports.ts';
 import { withDatabase } from '../testkit/postgres.ts';
+import type { RunningProcess } from '../testkit/processes.ts';
 
-export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export { ROOT } from '../testkit/processes.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Cleanup
@@ -304,10 +303,15 @@ export function sampleRss(pid: number, intervalMs = 100): { stop(): Promise<{ pe
   };
 }
 
-/**
- * Environment for a process a benchmark starts (testkit/env.ts: nothing that would configure the
- * service), without the benchmark's BENCH_* switches or npm's own variables either; plus `overrides`.
- */
-export function serviceEnv(overrides: Record<string, string>, { stripLocalBin = false } = {}): Record<string, string> {
-  return childEnv(overrides, { drop: /^(BENCH_|npm_|NODE$)/, stripLocalBin });
+/** A process the benchmark started (testkit/processes.ts), SIGKILLed by a cleanup step if it still runs. */
+export function killOnCleanup<T extends RunningProcess>(proc: T): T {
+  onCleanup(() => proc.kill());
+  return proc;
+}
+
+/** SIGTERM, then SIGKILL (noted) if it has not exited after `graceMs`; resolves with its exit code or signal. */
+export async function stopGracefully(proc: RunningProcess, graceMs: number): Promise<number | string | null> {
+  const { code, signal, forced } = await proc.stop({ graceMs });
+  if (forced) note(`${proc.name} did not stop within ${graceMs / 1000} s of SIGTERM: SIGKILL`);
+  return code ?? signal;
 }

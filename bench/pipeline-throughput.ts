@@ -13,12 +13,10 @@
  *     answer is 4 lessons of ~100 words, as the prompt asks).
  *   Throughput = items (topics) / (ended_at − started_at) of the job_logs row, and / (POST → row seen
  *   closed). Compared with the ideal `concurrency / latency` (C / 0.2 s) as a ratio.
- *   Diagnostics, for when a run falls short of the ideal: the fake counts LLM calls in flight (max and
- *   time-weighted mean over the run) and the "turnaround" (an answer leaving → the request that took
- *   its slot arriving: the service's own time per item); the service's CPU time per item (from
- *   /proc); pg_stat_activity of the service's pool (what its busy connections wait on) and a commit
- *   probe; the 1-minute load average (the machine is shared). The peak RSS of the service process
- *   over each run is sampled (B5 quotes it).
+ *   Also: the fake counts LLM calls in flight (max and time-weighted mean over the run) and the
+ *   "turnaround" (an answer leaving → the request that took its slot arriving: the service's own
+ *   time per item); the service's CPU time per item (from /proc); the 1-minute load average (the
+ *   machine is shared). The peak RSS of the service process over each run is sampled (B5 quotes it).
  *
  * B6 (`--instances`): the same workload with 1, 2 and 3 service processes (ROLE=all) on one
  *   database, LLM_CONCURRENCY 16 (`--concurrency=4` to change it); one POST per job to instance 1.
@@ -30,18 +28,18 @@
  *   cd /work/main && npm exec -- node bench/pipeline-throughput.ts [--quick]               # B4
  *   cd /work/main && npm exec -- node bench/pipeline-throughput.ts --instances [--quick]   # B6
  *
- * Options: `--concurrency=4,16` overrides the LLM_CONCURRENCY values; BENCH_SERVICE_NODE_ARGS (e.g.
- * "--cpu-prof --cpu-prof-dir=/tmp/prof") is passed to the service's node for diagnosis.
+ * Options: `--concurrency=4,16` overrides the LLM_CONCURRENCY values.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from '../testkit/fake-openai.ts';
 import { sleep } from '../testkit/poll.ts';
 import { freePort } from '../testkit/ports.ts';
+import { spawnNode, type RunningProcess } from '../testkit/processes.ts';
 import {
   fmt,
+  killOnCleanup,
   machineLine,
   main,
   markdownTable,
@@ -54,12 +52,11 @@ import {
   percentile,
   QUICK,
   ratio,
-  ROOT,
   sampleRss,
   sized,
   startPostgres,
+  stopGracefully,
   type BenchPostgres,
-  serviceEnv,
 } from './lib.ts';
 
 const LATENCY_MS = 200;
@@ -197,108 +194,21 @@ function responder(meter: FlightMeter) {
 // ---------------------------------------------------------------------------------------------
 // The service process
 
-type ServiceProcess = { child: ChildProcess; pid: number; url: string; key: string; stop(): Promise<number | null> };
+type ServiceProcess = { proc: RunningProcess; pid: number; url: string; key: string };
 
 async function spawnService(env: Record<string, string>, key: string, timeoutMs = 60_000): Promise<ServiceProcess> {
   const port = await freePort();
-  const nodeArgs = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, 'src/main.ts'], {
-    cwd: ROOT,
-    env: serviceEnv({ ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOG_FORMAT: 'json', OPENAI_API_KEY: key }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
-  onCleanup(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  let tail = '';
-  const onData = (d: Buffer) => {
-    const text = String(d);
-    tail = (tail + text).slice(-4000);
-    // LOG_LEVEL=warn: whatever the service prints is worth seeing.
-    for (const line of text.split('\n').filter(Boolean)) note(`service ${child.pid}: ${line.slice(0, 300)}`);
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  const proc = killOnCleanup(
+    spawnNode('src/main.ts', {
+      env: { ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOG_FORMAT: 'json', OPENAI_API_KEY: key },
+      tailChars: 4_000,
+      // LOG_LEVEL=warn: whatever the service prints is worth seeing.
+      onLine: (line) => note(`service ${proc.child.pid}: ${line.slice(0, 300)}`),
+    }),
+  );
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`service exited before it was healthy:\n${tail}`);
-    if (Date.now() > deadline) throw new Error(`service not healthy within ${timeoutMs} ms:\n${tail}`);
-    const ok = await fetch(`${url}/healthz`).then((r) => r.status === 200, () => false);
-    if (ok) break;
-    await sleep(20);
-  }
-  return {
-    child,
-    pid: child.pid!,
-    url,
-    key,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
-}
-
-type DbWatch = {
-  /** Mean number of the service's own pool connections (pool max 10 per instance) that are not idle. */
-  busyMean: number;
-  /** What those connections were doing: samples per state/wait event ("active: IO/WalSync"…). */
-  waits: Record<string, number>;
-  /** Latency of a one-row INSERT + COMMIT probe on the same database, median and p90 ms. */
-  commitMedianMs: number;
-  commitP90Ms: number;
-};
-
-/**
- * Watches the database while a phase runs: pg_stat_activity of the service's pools (application
- * "memodrops-scheduler", not pg-boss's) every 50 ms, and a commit probe every 100 ms, so a slow
- * turnaround can be told apart: waiting for the database, or for a CPU.
- */
-function watchDatabase(pool: pg.Pool, database: string): { stop(): Promise<DbWatch> } {
-  let stopped = false;
-  let samples = 0;
-  let busy = 0;
-  const waits = new Map<string, number>();
-  const commits: number[] = [];
-  const activity = (async () => {
-    while (!stopped) {
-      const { rows } = await pool.query(
-        `select state, wait_event_type, wait_event from pg_stat_activity where datname = $1 and application_name = 'memodrops-scheduler' and state <> 'idle'`,
-        [database],
-      );
-      samples += 1;
-      busy += rows.length;
-      for (const r of rows) {
-        const key = `${r.state}${r.wait_event_type ? `: ${r.wait_event_type}/${r.wait_event}` : ' (on CPU)'}`;
-        waits.set(key, (waits.get(key) ?? 0) + 1);
-      }
-      await sleep(50);
-    }
-  })();
-  const probe = (async () => {
-    while (!stopped) {
-      const t0 = performance.now();
-      await pool.query('insert into bench_commit_probe default values');
-      commits.push(performance.now() - t0);
-      await sleep(100);
-    }
-  })();
-  return {
-    async stop() {
-      stopped = true;
-      await Promise.all([activity, probe]);
-      return { busyMean: samples ? busy / samples : Number.NaN, waits: Object.fromEntries(waits), commitMedianMs: percentile(commits, 50), commitP90Ms: percentile(commits, 90) };
-    },
-  };
+  await proc.waitForHealth(url, timeoutMs, 20);
+  return { proc, pid: proc.child.pid!, url, key };
 }
 
 /** user + system CPU seconds of a process, from /proc/<pid>/stat (clock ticks of 10 ms). */
@@ -326,21 +236,18 @@ type PhaseResult = {
   inFlightMax: number;
   calls: number;
   byInstance: number[];
-  /** CPU seconds of the service processes (all instances) and of this process (the fake), POST → closed. */
+  /** CPU seconds of the service processes (all instances), POST → closed. */
   serviceCpuS: number;
-  benchCpuS: number;
   turnaroundMedianMs: number;
   turnaroundP90Ms: number;
   /** 1-minute load average when the phase started: how busy the shared machine was. */
   loadAvg: number;
-  db: DbWatch;
 };
 
 type RunResult = { extract: PhaseResult; drops: PhaseResult; peakRss: number[] };
 
 async function runPhase(
   pool: pg.Pool,
-  database: string,
   services: ServiceProcess[],
   meter: FlightMeter,
   job: string,
@@ -348,9 +255,7 @@ async function runPhase(
   concurrency: number,
 ): Promise<PhaseResult> {
   meter.reset();
-  const watch = watchDatabase(pool, database);
   const cpu0 = await Promise.all(services.map((s) => cpuSecondsOf(s.pid)));
-  const bench0 = process.cpuUsage();
   const loadAvg = loadavg()[0]!;
   const tPost = now();
   const res = await fetch(`${services[0]!.url}/api/jobs/run/${job}`, { method: 'POST' });
@@ -366,8 +271,6 @@ async function runPhase(
     if (row) {
       const tDone = now();
       const cpu1 = await Promise.all(services.map((s) => cpuSecondsOf(s.pid)));
-      const bench1 = process.cpuUsage(bench0);
-      const db = await watch.stop();
       const started = (row.started_at as Date).getTime();
       const ended = (row.ended_at as Date).getTime();
       const flight = meter.window(started, ended);
@@ -389,11 +292,9 @@ async function runPhase(
         calls: flight.calls,
         byInstance: services.map((s) => meter.byKey.get(s.key) ?? 0),
         serviceCpuS: cpu1.reduce((sum, c, k) => sum + c - cpu0[k]!, 0),
-        benchCpuS: (bench1.user + bench1.system) / 1e6,
         turnaroundMedianMs: percentile(turn, 50),
         turnaroundP90Ms: percentile(turn, 90),
         loadAvg,
-        db,
       };
     }
     if (Date.now() > deadline) throw new Error(`${job} run ${body.jobId} not closed within ${JOB_TIMEOUT_MS / 1000} s`);
@@ -417,24 +318,23 @@ async function oneRun(postgres: BenchPostgres, fake: FakeOpenAI, meter: FlightMe
   const pool = new pg.Pool({ connectionString: url, max: 4, application_name: 'bench' });
   onCleanup(() => pool.end().catch(() => {}));
   try {
-    await pool.query('create table bench_commit_probe (id bigint generated always as identity, at timestamptz not null default now())');
     await pool.query(`insert into harvest_items (title, content) select 'Edital ' || i, c from unnest($1::text[]) with ordinality as t(c, i)`, [
       Array.from({ length: ITEMS }, (_, k) => noticeOf(k + 1)),
     ]);
     // Let the instances settle (startup work, first cron/maintenance passes) before timing.
     await sleep(1_000);
-    const extract = await runPhase(pool, label, services, meter, 'extract-blueprints', ITEMS, concurrency);
+    const extract = await runPhase(pool, services, meter, 'extract-blueprints', ITEMS, concurrency);
     const { rows } = await pool.query(
       `select coalesce(sum(jsonb_array_length(topics)), 0)::int as n from (select topics from exam_blueprints order by id limit $1) b`,
       [DROPS_BLUEPRINTS],
     );
     const topics = rows[0].n as number;
-    const drops = await runPhase(pool, label, services, meter, 'generate-drops', topics, concurrency);
+    const drops = await runPhase(pool, services, meter, 'generate-drops', topics, concurrency);
     const peakRss = (await Promise.all(samplers.map((s) => s.stop()))).map((r) => r.peak);
     return { extract, drops, peakRss };
   } finally {
     await Promise.all(samplers.map((s) => s.stop()));
-    const codes = await Promise.all(services.map((s) => s.stop()));
+    const codes = await Promise.all(services.map((s) => stopGracefully(s.proc, 40_000)));
     if (codes.some((c) => c !== 0)) note(`service exit codes: ${codes.join(', ')}`);
     await pool.end().catch(() => {});
   }
@@ -480,33 +380,14 @@ await main(async () => {
     `${med(ps, (p) => p.inFlightMean, 2)} / ${max(ps.map((p) => p.inFlightMax))}`,
     `${med(ps, (p) => p.turnaroundMedianMs, 0)} / ${med(ps, (p) => p.turnaroundP90Ms, 0)}`,
     `${med(ps, (p) => (p.serviceCpuS * 1000) / p.items)} / ${med(ps, (p) => (100 * p.serviceCpuS) / p.e2eS, 0)} %`,
-    `${med(ps, (p) => (100 * p.benchCpuS) / p.e2eS, 0)} %`,
-    `${med(ps, (p) => p.db.busyMean)} / ${med(ps, (p) => p.db.commitMedianMs)} / ${med(ps, (p) => p.db.commitP90Ms)}`,
-    topWaits(ps),
     med(ps, (p) => p.loadAvg),
   ];
   const diagnosticHeaders = [
     'LLM calls in flight, mean / max',
     'turnaround ms, median / p90',
     'service CPU ms per item / % of a core',
-    'bench process (fake LLM) CPU, % of a core',
-    'service DB connections busy (mean) / commit probe ms median / p90',
-    'busy service DB connections were (all runs)',
     'load avg (1 min) at start',
   ];
-  /** The three most frequent states of the busy connections, over all runs of a row. */
-  const topWaits = (ps: PhaseResult[]) => {
-    const counts = new Map<string, number>();
-    for (const p of ps) for (const [k, n] of Object.entries(p.db.waits)) counts.set(k, (counts.get(k) ?? 0) + n);
-    const total = [...counts.values()].reduce((a, b) => a + b, 0);
-    return (
-      [...counts]
-        .sort((a, b) => b[1] - a[1])
-        .slice(0, 3)
-        .map(([k, n]) => `${k} ${Math.round((100 * n) / total)} %`)
-        .join(', ') || '—'
-    );
-  };
   const allPhases = variants.flatMap((v) => [...phases(v, 'extract'), ...phases(v, 'drops')]);
   const footnotes = [
     `POST → job_logs started_at: median ${med(allPhases, (p) => p.pickupS * 1000, 0)} ms; the "POST → closed" rate also counts it and the ≤ ${POLL_MS} ms poll.`,

@@ -31,16 +31,15 @@
  *
  *   cd /work/main && npm exec -- node bench/retention.ts [--quick]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 // @ts-ignore -- autocannon ships no type declarations; the minimal type used here is below.
 import autocannonUntyped from 'autocannon';
 import pg from 'pg';
 import { RETENTION_BATCH_SIZE, RETENTION_PAUSE_MS } from '../src/db/log-retention.ts';
-import { sleep } from '../testkit/poll.ts';
 import { freePort } from '../testkit/ports.ts';
-import { fmt, machineLine, main, markdownTable, note, onCleanup, percentile, QUICK, ratio, ROOT, serviceEnv, sized, startPostgres } from './lib.ts';
+import { SERVICE_READY, spawnNode } from '../testkit/processes.ts';
+import { fmt, killOnCleanup, machineLine, main, markdownTable, note, onCleanup, percentile, QUICK, ratio, sized, startPostgres, stopGracefully } from './lib.ts';
 
 type AutocannonInstance = Promise<{ errors: number; timeouts: number; non2xx: number }> & {
   on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTimeMs: number) => void): AutocannonInstance;
@@ -258,56 +257,33 @@ async function seed(client: pg.Client, n: number, from: Date, to: Date, offset: 
 type RetentionLine = { deleted: number; batches: number; ms: number };
 type ServiceHandle = { base: string; retentionDone: Promise<RetentionLine>; stop(): Promise<void> };
 
-/** Spawns `node src/main.ts` (LOG_LEVEL=info, JSON), waits for GET /healthz; stopped by stop() or a cleanup step. */
+/** Spawns `node src/main.ts` (LOG_LEVEL=info, JSON), waits until it is up; stopped by stop() or a cleanup step. */
 async function startService(env: Record<string, string>): Promise<ServiceHandle> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(process.execPath, ['src/main.ts'], {
-    cwd: ROOT,
-    env: serviceEnv({ HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', LOG_FORMAT: 'json', SCHEDULER_TIMEZONE: 'UTC', ...env }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  let partial = '';
-  let ready = false;
   let onRetention: (line: RetentionLine) => void = () => {};
   const retentionDone = new Promise<RetentionLine>((resolve) => (onRetention = resolve));
-  const onData = (data: Buffer) => {
-    output = (output + data.toString()).slice(-20_000);
-    const lines = (partial + data.toString()).split('\n');
-    partial = lines.pop()!;
-    for (const text of lines.filter(Boolean)) {
-      // One `http request` line per answer at info: skip those unparsed, so reading them costs little.
-      if (text.includes('"msg":"http request"')) continue;
-      try {
-        const entry = JSON.parse(text) as { level?: number; msg?: string; deleted?: number; batches?: number; ms?: number };
-        if (entry.msg?.startsWith('deleted ') && entry.msg.includes('job_logs rows')) onRetention({ deleted: entry.deleted!, batches: entry.batches!, ms: entry.ms! });
-        if (entry.msg?.startsWith('job scheduler ready')) ready = true;
-        if ((entry.level ?? 0) >= 40) process.stderr.write(`[service] ${entry.msg}\n`);
-      } catch {
-        process.stderr.write(`[service] ${text.slice(0, 300)}\n`);
-      }
-    }
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    if (!(await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]))) {
-      note('service did not stop within 30 s of SIGTERM: SIGKILL');
-      child.kill('SIGKILL');
-      await exited;
-    }
-  };
+  const service = killOnCleanup(
+    spawnNode('src/main.ts', {
+      env: { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', LOG_FORMAT: 'json', SCHEDULER_TIMEZONE: 'UTC', ...env },
+      tailChars: 20_000,
+      onLine(text) {
+        // One `http request` line per answer at info: skip those unparsed, so reading them costs little.
+        if (text.includes('"msg":"http request"')) return;
+        try {
+          const entry = JSON.parse(text) as { level?: number; msg?: string; deleted?: number; batches?: number; ms?: number };
+          if (entry.msg?.startsWith('deleted ') && entry.msg.includes('job_logs rows')) onRetention({ deleted: entry.deleted!, batches: entry.batches!, ms: entry.ms! });
+          if ((entry.level ?? 0) >= 40) process.stderr.write(`[service] ${entry.msg}\n`);
+        } catch {
+          process.stderr.write(`[service] ${text.slice(0, 300)}\n`);
+        }
+      },
+    }),
+  );
+  const stop = async () => void (await stopGracefully(service, 30_000));
   onCleanup(stop);
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the service exited (${child.exitCode ?? child.signalCode}) before it was healthy:\n${output}`);
-    // ROLE=worker opens no port: it is up once it logs that it is ready.
-    if (ready || (await fetch(`${base}/healthz`).then((r) => r.status, () => 0)) === 200) return { base, retentionDone, stop };
-    await sleep(200);
-  }
-  throw new Error(`the service was not healthy within 120 s:\n${output}`);
+  // ROLE=worker opens no port: it is up once it logs that it is ready.
+  if (env.ROLE === 'worker') await service.waitForLine(SERVICE_READY, 120_000);
+  else await service.waitForHealth(base, 120_000);
+  return { base, retentionDone, stop };
 }

@@ -17,7 +17,6 @@ import { machineLine, QUICK, ROOT } from './lib.ts';
 const FIGURES: Record<string, string[]> = {
   b5: ['bench/startup.ts'],
   b1: ['bench/throughput.ts'], // with B6 for runs (1–3 instances)
-  storage: ['bench/log-storage.ts'], // job_logs by fillfactor: why B1's closing update is HOT
   b2: ['bench/api-latency.ts'],
   b3: ['bench/cron-latency.ts'],
   b4: ['bench/pipeline-throughput.ts'],
@@ -26,6 +25,7 @@ const FIGURES: Record<string, string[]> = {
   retention: ['bench/retention.ts'], // job_logs retention: /status p99 while 1 M old rows are deleted
   connections: ['bench/connections.ts'], // PostgreSQL connections per instance, idle and busy, per ROLE
   pgbouncer: ['bench/pgbouncer.ts'], // run pickup and cron lateness behind PgBouncer (skips without it)
+  metrics: ['bench/metrics-scrape.ts'], // GET /metrics scrape cost with 1 M job_logs rows and a 100 k backlog
 };
 
 const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));

@@ -23,11 +23,8 @@
  *
  *   cd /work/main && npm exec -- node bench/throughput.ts [--quick]
  *   BENCH_SETTINGS=100x2,500x2 (batchSize x localConcurrency), BENCH_INSTANCES=1,2,3, BENCH_JOBS,
- *   BENCH_ROUNDS, BENCH_WARMUP (0: cold processes), BENCH_VARIANTS=tx,ours to change what is measured; for diagnosis,
- *   BENCH_LOG_LEVEL=silent (our service's log level, default info) and BENCH_CPU_PROF=<dir>
- *   (a V8 CPU profile per worker process).
+ *   BENCH_ROUNDS, BENCH_WARMUP (0: cold processes), BENCH_VARIANTS=tx,ours to change what is measured.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -40,8 +37,10 @@ import { parseEnv } from '../src/env.ts';
 import { startService } from '../src/service.ts';
 import { withClient } from '../src/db/with-client.ts';
 import { sleep } from '../testkit/poll.ts';
+import { spawnNode, type RunningProcess } from '../testkit/processes.ts';
 import {
   fmt,
+  killOnCleanup,
   machineLine,
   main,
   markdownTable,
@@ -55,7 +54,6 @@ import {
   postgresCpuUs,
   quietLogger,
   ratio,
-  ROOT,
   sized,
   startPostgres,
 } from './lib.ts';
@@ -237,7 +235,7 @@ async function measure(variant: Variant, instances: number, url: string, pgDir: 
   const machineNow = await machineCpuTicks();
   // Share of both cores in use over the same span: near 100 %, more processes cannot add throughput.
   const machineBusy = pgCpuAtFirst ? (machineNow.busy - pgCpuAtFirst.machine.busy) / (machineNow.total - pgCpuAtFirst.machine.total) : Number.NaN;
-  for (const c of children) c.process.kill('SIGTERM');
+  for (const c of children) c.process.sendSignal('SIGTERM');
   const done = await Promise.all(reports);
   // A process that never got a batch reports 0.
   const firstHandlerAt = Math.min(...done.map((r) => r.firstHandlerAt).filter((t) => t > 0));
@@ -252,33 +250,20 @@ async function measure(variant: Variant, instances: number, url: string, pgDir: 
 }
 
 /** A worker process; `ready` resolves when it has started and waits for work. */
-function startChild(variant: Variant, url: string, settings: Settings, instance: number): { process: ChildProcess; ready: Promise<void>; report: Promise<ChildReport> } {
-  const proc = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-interval', '250', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), fileURLToPath(import.meta.url), '--child', variant, url, JSON.stringify(settings), String(instance)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  onCleanup(() => {
-    if (proc.exitCode === null) proc.kill('SIGKILL');
-  });
-  let stdout = '';
-  let onReady = () => {};
-  let readyFailed = (_error: Error) => {};
-  const ready = new Promise<void>((resolve, reject) => {
-    onReady = resolve;
-    readyFailed = reject;
-  });
-  proc.stdout!.on('data', (d) => {
-    stdout += d;
-    if (/^ready$/m.test(stdout)) onReady();
-  });
-  const report = new Promise<ChildReport>((resolve, reject) => {
-    proc.on('exit', (code) => {
-      const line = stdout.trim().split('\n').reverse().find((l) => l.startsWith('{'));
-      if (!line) {
-        const error = new Error(`${variant} worker exited ${code} without a report: ${stdout}`);
-        // Also fails the wait for ready, so a worker that dies while starting ends the measurement.
-        readyFailed(error);
-        return reject(error);
-      }
-      resolve(JSON.parse(line) as ChildReport);
-    });
+function startChild(variant: Variant, url: string, settings: Settings, instance: number): { process: RunningProcess; ready: Promise<string>; report: Promise<ChildReport> } {
+  const proc = killOnCleanup(
+    spawnNode(fileURLToPath(import.meta.url), {
+      args: ['--child', variant, url, JSON.stringify(settings), String(instance)],
+      // What the worker notes goes to our stderr, as its own.
+      onLine: (line, stream) => stream === 'stderr' && process.stderr.write(`${line}\n`),
+    }),
+  );
+  // A worker that dies while starting fails the wait for ready too, so it ends the measurement.
+  const ready = proc.waitForLine(/^ready$/, 300_000);
+  const report = proc.exited.then((code) => {
+    const line = proc.output().trim().split('\n').reverse().find((l) => l.startsWith('{'));
+    if (!line) throw new Error(`${variant} worker exited ${code} without a report: ${proc.output()}`);
+    return JSON.parse(line) as ChildReport;
   });
   return { process: proc, ready, report };
 }
@@ -318,7 +303,7 @@ async function child(variant: Variant, url: string, settings: Settings, instance
       const env = parseEnv({ DATABASE_URL: url, PORT: '0', SCHEDULER_TIMEZONE: 'UTC', LOG_LEVEL: 'info' });
       const job: JobDefinition = { ...noopJob(settings), handler: async () => (started(), NOOP_OUTCOME) };
       const registry = createRegistry([job, noopJob(settings, warmupQueue(instance))]);
-      const service = await startService(env, quietLogger(process.env.BENCH_LOG_LEVEL ?? 'info'), registry);
+      const service = await startService(env, quietLogger(), registry);
       stop = service.stop;
     } else {
       // pg-boss as src/boss/client.ts configures it (LISTEN/NOTIFY on), without cron.

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { walSegmentRange } from '../src/db/backup.ts';
 import { childEnv } from '../testkit/env.ts';
 import { freePort } from '../testkit/ports.ts';
-import { runScript, startServiceProcess, type RunningService } from './support/processes.ts';
+import { runScript, startServiceProcess, type RunningService } from '../testkit/processes.ts';
 
 /** What a user of the restored service would see, minus columns the service rewrites at startup. */
 async function snapshot(client: pg.Client) {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../testkit/ports.ts';
-import { runScript, startServiceProcess } from './support/processes.ts';
+import { runScript, startServiceProcess } from '../testkit/processes.ts';
 
 // Only root hands the embedded server to the `postgres` OS user; anyone else runs it as themselves.
 const asRootWithPostgresUser = process.getuid?.() === 0 && hasUser('postgres');

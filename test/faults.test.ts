@@ -14,7 +14,7 @@ import {
   type Sql,
 } from './support/faults.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
-import { runScript } from './support/processes.ts';
+import { runScript } from '../testkit/processes.ts';
 
 /**
  * Real faults injected into real service processes (`node src/main.ts`): kill -9 mid-run, SIGTERM

@@ -10,7 +10,7 @@ import { startFakeOpenAI, type FakeOpenAI } from '../testkit/fake-openai.ts';
 import { sleep } from '../testkit/poll.ts';
 import { freePort } from '../testkit/ports.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
-import { runScript, startServiceProcess } from './support/processes.ts';
+import { runScript, startServiceProcess } from '../testkit/processes.ts';
 
 const blueprint = { exam_name: 'TRT 2ª Região', organization: 'FCC', topics: [{ code: 'PORT-01', name: 'Crase', discipline: 'Língua Portuguesa' }] };
 

@@ -7,7 +7,7 @@ import { createLogger } from '../../src/logger.ts';
 import type { FakeReply, FakeRequest } from '../../testkit/fake-openai.ts';
 import { freePort } from '../../testkit/ports.ts';
 import { itemKeyOf } from './pipeline.ts';
-import { startServiceProcess, type RunningService } from './processes.ts';
+import { startServiceProcess, type RunningService } from '../../testkit/processes.ts';
 
 /** Helpers for fault-injection tests: real service processes, killed and stopped for real. */
 
