@@ -33,8 +33,12 @@ export type SchedulerEventMap = {
   };
   /** How far a run is: its item count once claimed, then again after each item (a progress bar's feed). */
   'run:progress': { job: string; jobId: string; logId: number; itemsTotal: number; itemsProcessed: number; itemsFailed: number };
-  /** The reaper closed a run whose worker was lost. */
-  'run:reaped': { job: string; jobId: string | null; logId: number; pgbossState: string };
+  /**
+   * The reaper closed a run whose worker was lost, and what pg-boss did with that attempt once it let
+   * go of it (heartbeat or expiry). `willRetry`/`deadLettered` as in `run:end`; both absent when
+   * pg-boss no longer has the job (`pgbossState: 'gone'`), so its fate is unknown.
+   */
+  'run:reaped': { job: string; jobId: string | null; logId: number; pgbossState: string; willRetry?: boolean; deadLettered?: boolean };
   /** One HTTP attempt to the model (retries and re-asks are attempts of their own). */
   'llm:call': {
     /** The job whose run made the call; null outside a run. */

@@ -1,12 +1,13 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { JobWithMetadata } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAlerter } from '../src/alerts/alerter.ts';
 import { listAlerts, type Alert } from '../src/alerts/alerts.ts';
 import { ALERT_QUEUE } from '../src/alerts/delivery.ts';
-import { missedOccurrence } from '../src/alerts/overdue.ts';
-import { classifyRun } from '../src/alerts/rules.ts';
-import { runOfJob } from '../src/db/job-logs.ts';
+import { classifyReaped, classifyRun } from '../src/alerts/rules.ts';
+import { createReaper, fateOfLostAttempt } from '../src/boss/reaper.ts';
+import { openRuns, runOfJob } from '../src/db/job-logs.ts';
 import type { SchedulerEventMap } from '../src/events.ts';
 import { deadLetterQueueOf, type JobDefinition } from '../src/jobs/job.ts';
 import { createRegistry } from '../src/jobs/registry.ts';
@@ -70,11 +71,11 @@ const SECRET = 'T0KEN-s3cret-xoxb';
 
 type Mode = 'ok' | 'fail' | 'items-fail';
 const modes = new Map<string, Mode>();
-const probe = (name: string): JobDefinition => ({
+const probe = (name: string, queue: JobDefinition['queue'] = {}): JobDefinition => ({
   name,
   description: 'alert probe',
   defaultCron: '0 0 1 1 *',
-  queue: { policy: 'standard', retryLimit: 0 },
+  queue: { policy: 'standard', retryLimit: 0, ...queue },
   async handler() {
     const mode = modes.get(name) ?? 'ok';
     if (mode === 'fail') throw new Error(`${name} broke`);
@@ -82,7 +83,8 @@ const probe = (name: string): JobDefinition => ({
     return { itemsProcessed: 1, itemsFailed: 0 };
   },
 });
-const registry = () => createRegistry(['probe-dl', 'probe-items', 'probe-retry', 'probe-hang', 'probe-multi'].map(probe));
+/** probe-lost expires a second after it starts: its worker is lost in the tests, pg-boss then fails it. */
+const registry = () => createRegistry([...['probe-dl', 'probe-items', 'probe-retry', 'probe-hang', 'probe-multi'].map((name) => probe(name)), probe('probe-lost', { expireInSeconds: 1 })]);
 
 /** A delivery attempt gives up after this long (tests that nothing waits for it measure against it). */
 const TIMEOUT_SECONDS = 2;
@@ -252,6 +254,35 @@ describe('failure alerts of one service', () => {
     receiver.answer(() => 200);
   });
 
+  it('a run whose worker is lost on its last attempt sends one dead_lettered alert once the reaper closes it', async () => {
+    const job = 'probe-lost';
+    const { db } = t.service.database;
+    const reap = () => createReaper({ db, boss: t.service.boss, logger: createLogger('silent'), events: t.service.events }).reap();
+    // The worker that takes the job is this test, standing for a process killed mid-run (test/faults.test.ts kills a real one).
+    await t.service.boss.offWork(job);
+    const jobId = await t.service.boss.send(job, { trigger: 'manual' });
+    const [claimed] = await t.service.boss.fetch(job);
+    expect(claimed?.id).toBe(jobId);
+    // Its log, opened as the runner opens it before the handler starts; nothing will close it.
+    const logId = (await openRuns(db, job, [{ job_id: jobId!, trigger: 'manual', attempt: 1, worker: 'lost' }])).get(jobId!)!;
+
+    // pg-boss's supervision fails the job once it expires: no retry left, so it is dead-lettered.
+    await eventually('pg-boss to fail the lost job', async () => (await t.service.boss.findJobs(job, { id: jobId! }))[0]?.state === 'failed', 30_000);
+    expect(await t.service.boss.findJobs(deadLetterQueueOf(job))).toHaveLength(1);
+    // The service's reaper closes the run within two of its passes; one here saves the wait.
+    await reap();
+    const reaped = await monitor.next('run:reaped', (e) => e.logId === logId);
+    expect(reaped).toMatchObject({ job, jobId, pgbossState: 'failed', willRetry: false, deadLettered: true });
+    expect(await runOfJob(db, jobId!)).toMatchObject({ id: logId, status: 'FAILED', error_message: 'interrupted: worker lost', metadata: { reaped: true, dead_lettered: true } });
+
+    const [alert] = await eventually('the dead_lettered alert', () => receiver.about(job).length === 1 && receiver.about(job));
+    expect(alert).toMatchObject({ kind: 'dead_lettered', job, log_id: logId, job_id: jobId, error: 'interrupted: worker lost', run_url: `https://scheduler.example.com/api/jobs/logs/${logId}` });
+    // Another pass finds nothing left to close, so nothing more is sent.
+    await reap();
+    await eventually('delivered in the history', async () => (await historyOf(t, alert.alert_id))?.delivered);
+    expect(receiver.about(job)).toHaveLength(1);
+  }, 60_000);
+
   it('instances racing on one failure raise one alert; the history pages newest first', async () => {
     const alerter = createAlerter({ db: t.service.database.db, boss: t.service.boss, logger: createLogger('silent'), baseUrl: () => '' });
     const facts = { kind: 'budget_exhausted' as const, job: 'probe-budget', logId: null, jobId: null, error: 'monthly LLM budget spent', occurredAt: new Date() };
@@ -326,10 +357,15 @@ describe('alerts across instances', () => {
   it('three API-only instances (no worker running) see an overdue schedule: one alert', async () => {
     const three = await startThree({ ROLE: 'api', ALERT_OVERDUE_SECONDS: '60', ALERT_CHECK_SECONDS: '1' });
     const { pool } = three[0]!.service.database;
-    const { rows } = await pool.query(`update job_schedule set next_run_at = now() - interval '10 minutes' where job_name = 'probe-dl' returning next_run_at`);
+    // probe-dl (yearly, January 1st) as if pg-boss had taken its schedule before last year's January 1st
+    // and no worker had run it since (no instance runs cron): that occurrence is owed. Only the clock is moved back.
+    const { rows } = await pool.query(
+      `update pgboss.schedule set data = jsonb_set(data, '{scheduled_since}', to_jsonb(date_trunc('year', now(), timezone) - interval '1 year 1 day'))
+       where name = 'probe-dl' and key = '' returning date_trunc('year', now(), timezone) - interval '1 year' as due_at`,
+    );
     // A run of another job since then does not hide it.
     await pool.query(`insert into job_logs (job_name, status, ended_at) values ('probe-items', 'COMPLETED', now())`);
-    const dueAt = (rows[0].next_run_at as Date).toISOString();
+    const dueAt = (rows[0].due_at as Date).toISOString();
 
     const [alert] = await eventually('the overdue alert', () => receiver.about('probe-dl').length > 0 && receiver.about('probe-dl'));
     expect(alert).toMatchObject({ kind: 'overdue', job: 'probe-dl', log_id: null, job_id: null, run_url: null, occurred_at: dueAt, details: { due_at: dueAt, overdue_seconds: 60 } });
@@ -368,16 +404,23 @@ describe('alert rules as pure functions', () => {
     expect(classifyRun(end({}))).toBe('success');
   });
 
-  it('finds the occurrence an overdue schedule missed', () => {
-    const cutoff = new Date('2026-03-10T12:00:00Z');
-    const daily = { cron_expression: '0 9 * * *', timezone: 'UTC', set_at: new Date('2026-03-01T00:00:00Z') };
-    // A stale next_run_at (no worker refreshed it) and the cron's latest occurrence: the later one.
-    expect(missedOccurrence({ ...daily, next_run_at: new Date('2026-03-08T09:00:00Z') }, cutoff)).toEqual(new Date('2026-03-10T09:00:00Z'));
-    // next_run_at kept in the future by a live worker: the cron's occurrence still counts (queue stuck).
-    expect(missedOccurrence({ ...daily, next_run_at: new Date('2026-03-11T09:00:00Z') }, cutoff)).toEqual(new Date('2026-03-10T09:00:00Z'));
-    // An occurrence before the schedule was set is not missed.
-    expect(missedOccurrence({ ...daily, set_at: new Date('2026-03-10T10:00:00Z'), next_run_at: new Date('2026-03-11T09:00:00Z') }, cutoff)).toBeNull();
-    // ... but a stored next_run_at in the past is, whatever the cron says.
-    expect(missedOccurrence({ ...daily, cron_expression: 'not a cron', next_run_at: new Date('2026-03-10T11:00:00Z') }, cutoff)).toEqual(new Date('2026-03-10T11:00:00Z'));
+  it('classifies a reaped run by what pg-boss did with its attempt: dead_lettered only when it failed the last one', () => {
+    const reaped = (state: JobWithMetadata['state'] | 'gone', retryCount: number, attempt: number) => {
+      const job = state === 'gone' ? undefined : { state, retryCount, deadLetter: 'j/dead-letter' };
+      return { job: 'j', jobId: 'id', logId: 1, pgbossState: state, ...fateOfLostAttempt(job, attempt) };
+    };
+    expect(reaped('failed', 2, 3)).toMatchObject({ willRetry: false, deadLettered: true });
+    expect(classifyReaped(reaped('failed', 2, 3))).toBe('dead_lettered');
+    // Retries left: pg-boss retries it (waiting, or the next attempt already running).
+    expect(reaped('retry', 0, 1)).toMatchObject({ willRetry: true, deadLettered: false });
+    expect(reaped('active', 1, 1)).toMatchObject({ willRetry: true, deadLettered: false });
+    // A later attempt failed for good: that run's own end says so, not this one.
+    expect(reaped('failed', 2, 1)).toMatchObject({ willRetry: true, deadLettered: false });
+    expect(reaped('completed', 0, 1)).toMatchObject({ willRetry: false, deadLettered: false });
+    // pg-boss no longer has the job: unknown, no alert.
+    expect(reaped('gone', 0, 1)).not.toHaveProperty('deadLettered');
+    for (const [state, retryCount, attempt] of [['retry', 0, 1], ['active', 1, 1], ['failed', 2, 1], ['completed', 0, 1], ['gone', 0, 1]] as const) {
+      expect(classifyReaped(reaped(state, retryCount, attempt)), state).toBeNull();
+    }
   });
 });

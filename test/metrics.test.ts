@@ -2,11 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { register as globalRegister, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withClient } from '../src/db/with-client.ts';
+import type { SchedulerEventMap } from '../src/events.ts';
 import type { JobDefinition } from '../src/jobs/job.ts';
 import { createRegistry, JOBS } from '../src/jobs/registry.ts';
 import { createLogger } from '../src/logger.ts';
 import { createMetrics, type Metrics } from '../src/metrics/registry.ts';
-import { overdueSeconds } from '../src/metrics/schedule-overdue.ts';
 import { sleep } from '../testkit/poll.ts';
 import { EventMonitor } from './support/event-monitor.ts';
 import { itemKeyOf, itemMarker } from './support/pipeline.ts';
@@ -16,51 +16,9 @@ import { eventually, startTestService, type TestService } from './support/servic
 /**
  * The Prometheus metrics of a service instance (issue 11): scraped with `scrape()` (the route comes
  * with the HTTP layer), values read with prom-client's getMetricsAsJSON (no exposition parser is
- * installed), the text checked by `promtool check metrics`.
+ * installed), the text checked by `promtool check metrics`. The overdue rule behind
+ * `scheduler_schedule_overdue_seconds` is tested as pure functions in overdue.test.ts.
  */
-
-// ---------------------------------------------------------------------------------------------
-// The overdue rule, as a pure function: milliseconds, no database.
-
-describe('overdueSeconds', () => {
-  const at = (iso: string) => new Date(iso);
-  const hourly = (since: string) => ({ cron: '0 * * * *', timezone: 'UTC', since: at(since) });
-
-  it('is 0 for a paused schedule, however late', () => {
-    expect(overdueSeconds({ active: false, boss: hourly('2026-01-10T08:00:00Z'), nextRunAt: null, lastStartedAt: null }, at('2026-01-10T12:00:00Z'))).toBe(0);
-  });
-
-  it('counts from the first occurrence after the schedule was set while no run has started', () => {
-    expect(overdueSeconds({ active: true, boss: hourly('2026-01-10T10:30:00Z'), nextRunAt: null, lastStartedAt: null }, at('2026-01-10T11:20:00Z'))).toBe(20 * 60);
-    // Before that occurrence it is on time.
-    expect(overdueSeconds({ active: true, boss: hourly('2026-01-10T10:30:00Z'), nextRunAt: null, lastStartedAt: null }, at('2026-01-10T10:59:59Z'))).toBe(0);
-  });
-
-  it('counts from the first occurrence after the latest run started', () => {
-    const schedule = { active: true, boss: hourly('2026-01-01T00:00:00Z'), nextRunAt: null, lastStartedAt: at('2026-01-10T11:00:02Z') };
-    expect(overdueSeconds(schedule, at('2026-01-10T11:20:00Z'))).toBe(0);
-    expect(overdueSeconds(schedule, at('2026-01-10T12:00:03Z'))).toBe(3);
-    expect(overdueSeconds(schedule, at('2026-01-10T14:00:00Z'))).toBe(2 * 3600);
-  });
-
-  it('does not owe occurrences of an older schedule', () => {
-    // Last run at 10:00; the schedule changed at 11:10, so 11:00 is not owed: the next is 12:00.
-    expect(overdueSeconds({ active: true, boss: hourly('2026-01-10T11:10:00Z'), nextRunAt: null, lastStartedAt: at('2026-01-10T10:00:01Z') }, at('2026-01-10T11:50:00Z'))).toBe(0);
-  });
-
-  it("reads the cron in the schedule's time zone", () => {
-    const boss = { cron: '0 9 * * *', timezone: 'America/Sao_Paulo', since: at('2026-01-10T00:00:00Z') };
-    // 09:00 in São Paulo (UTC-3) is 12:00 UTC.
-    expect(overdueSeconds({ active: true, boss, nextRunAt: null, lastStartedAt: null }, at('2026-01-10T12:30:00Z'))).toBe(30 * 60);
-  });
-
-  it('falls back on next_run_at while pg-boss holds no schedule for the row', () => {
-    const schedule = { active: true, boss: null, nextRunAt: at('2026-01-10T11:00:00Z'), lastStartedAt: null };
-    expect(overdueSeconds(schedule, at('2026-01-10T11:05:00Z'))).toBe(300);
-    expect(overdueSeconds({ ...schedule, lastStartedAt: at('2026-01-10T11:00:01Z') }, at('2026-01-10T11:05:00Z'))).toBe(0);
-    expect(overdueSeconds({ ...schedule, nextRunAt: null }, at('2026-01-10T11:05:00Z'))).toBe(0);
-  });
-});
 
 // ---------------------------------------------------------------------------------------------
 // A running service
@@ -247,11 +205,18 @@ describe('metrics of a running service', () => {
     }
   });
 
-  it('a reaped run is counted as reaped', async () => {
-    const before = await samples(metrics);
-    // What the reaper emits when it closes a run whose worker is gone (the reaper has tests of its own).
-    t.service.events.emit('run:reaped', { job: OK.name, jobId: null, logId: 0, pgbossState: 'gone' });
-    expect(changed(before, await samples(metrics), (key) => key.startsWith('scheduler_job_'))).toEqual({ [keyOf('scheduler_job_reaped_runs_total', { job_name: OK.name })]: 1 });
+  it('a reaped run is counted as reaped, and as a retry or a dead letter when pg-boss says so', async () => {
+    const reapedDiff = async (event: Omit<SchedulerEventMap['run:reaped'], 'job' | 'jobId' | 'logId'>) => {
+      const before = await samples(metrics);
+      // What the reaper emits when it closes a run whose worker is gone (the reaper has tests of its own).
+      t.service.events.emit('run:reaped', { job: OK.name, jobId: null, logId: 0, ...event });
+      return changed(before, await samples(metrics), (key) => key.startsWith('scheduler_job_'));
+    };
+    const reaped = keyOf('scheduler_job_reaped_runs_total', { job_name: OK.name });
+    expect(await reapedDiff({ pgbossState: 'gone' })).toEqual({ [reaped]: 1 });
+    expect(await reapedDiff({ pgbossState: 'retry', willRetry: true, deadLettered: false })).toEqual({ [reaped]: 1, [keyOf('scheduler_job_retries_total', { job_name: OK.name })]: 1 });
+    // Lost on its last attempt: pg-boss failed it and dead-lettered it.
+    expect(await reapedDiff({ pgbossState: 'failed', willRetry: false, deadLettered: true })).toEqual({ [reaped]: 1, [keyOf('scheduler_job_dead_letters_total', { job_name: OK.name })]: 1 });
   });
 
   it('LLM calls move the call and token counters and the call histogram, by job, model and outcome', async () => {

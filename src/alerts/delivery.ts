@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { fromDrizzle, type JobWithMetadata, type PgBoss, type Queue } from 'pg-boss';
+import { fromDrizzle, type JobWithMetadata, type PgBoss } from 'pg-boss';
 import { z } from 'zod';
-import { DEAD_LETTER_RETENTION, JOB_QUEUE_RETENTION } from '../boss/client.ts';
+import { DEAD_LETTER_RETENTION, ensureQueue, JOB_QUEUE_RETENTION } from '../boss/client.ts';
 import type { Db } from '../db/client.ts';
 import { deadLetterQueueOf } from '../jobs/job.ts';
 import type { Logger } from '../logger.ts';
@@ -48,7 +48,7 @@ export function maskWebhookUrl(url: string): string {
   }
 }
 
-/** Creates the queue and its dead-letter queue, or brings their options in line with these. */
+/** Creates the queue and its dead-letter queue, or brings their options in line with these (several instances start at once). */
 export async function ensureAlertQueue(boss: PgBoss, options: DeliveryOptions): Promise<void> {
   const deadLetter = deadLetterQueueOf(ALERT_QUEUE);
   await ensureQueue(boss, deadLetter, { ...DEAD_LETTER_RETENTION });
@@ -63,15 +63,6 @@ export async function ensureAlertQueue(boss: PgBoss, options: DeliveryOptions): 
     expireInSeconds: Math.ceil(options.timeoutMs / 1000) + 60,
     deadLetter,
     notify: true,
-  });
-}
-
-/** Several instances start at once: whoever comes second updates what the first created. */
-async function ensureQueue(boss: PgBoss, name: string, options: Omit<Queue, 'name'>): Promise<void> {
-  const { policy, ...updatable } = options;
-  if (await boss.getQueue(name)) return void (await boss.updateQueue(name, updatable));
-  await boss.createQueue(name, options).catch(async (error) => {
-    if (!(await boss.getQueue(name))) throw error;
   });
 }
 

@@ -14,6 +14,7 @@ import type { Alerter } from './alerter.ts';
  */
 
 type RunEnd = SchedulerEventMap['run:end'];
+type RunReaped = SchedulerEventMap['run:reaped'];
 
 /**
  * What a run's end means for alerts:
@@ -30,6 +31,18 @@ export function classifyRun(event: RunEnd): 'dead_lettered' | 'all_items_failed'
   return 'success';
 }
 
+/**
+ * A run the reaper closed (its worker was lost) fails for good when pg-boss failed that attempt with
+ * no retry left: it went to the dead-letter queue like any run:end with retries spent. Its recovery
+ * is the job's next successful run, as for any failure.
+ */
+export function classifyReaped(event: RunReaped): 'dead_lettered' | null {
+  return event.deadLettered ? 'dead_lettered' : null;
+}
+
+/** What a reaped run's log says (closeLostRun): the alert quotes it as a run's failure. */
+const LOST_WORKER_ERROR = 'interrupted: worker lost';
+
 export type AlertRules = {
   /** Unsubscribes, then waits for the alerts being written. Safe to call twice. */
   stop(): Promise<void>;
@@ -38,22 +51,32 @@ export type AlertRules = {
 export function subscribeAlertRules(events: SchedulerEvents, alerter: Alerter, logger: Logger): AlertRules {
   const inFlight = new Set<Promise<unknown>>();
 
-  const onRunEnd = (event: RunEnd) => {
-    const verdict = classifyRun(event);
-    if (verdict === null) return;
-    const facts = { job: event.job, logId: event.logId, jobId: event.jobId, occurredAt: new Date() };
-    const work = verdict === 'success' ? alerter.recover(facts) : alerter.raise({ ...facts, kind: verdict, error: event.error });
+  /** Writes the alert in the background; stop() waits for it. */
+  const track = (run: { job: string; jobId: string | null; logId: number }, work: Promise<unknown>) => {
     const tracked = work.catch((error: unknown) =>
-      logger.error({ err: error, job: event.job, jobId: event.jobId, logId: event.logId }, `could not record the alert for run ${event.logId} of ${event.job}`),
+      logger.error({ err: error, job: run.job, jobId: run.jobId, logId: run.logId }, `could not record the alert for run ${run.logId} of ${run.job}`),
     );
     inFlight.add(tracked);
     void tracked.finally(() => inFlight.delete(tracked));
   };
 
-  const off = events.on('run:end', onRunEnd);
+  const onRunEnd = (event: RunEnd) => {
+    const verdict = classifyRun(event);
+    if (verdict === null) return;
+    const facts = { job: event.job, logId: event.logId, jobId: event.jobId, occurredAt: new Date() };
+    track(event, verdict === 'success' ? alerter.recover(facts) : alerter.raise({ ...facts, kind: verdict, error: event.error }));
+  };
+
+  const onRunReaped = (event: RunReaped) => {
+    const verdict = classifyReaped(event);
+    if (verdict === null) return;
+    track(event, alerter.raise({ kind: verdict, job: event.job, logId: event.logId, jobId: event.jobId, error: LOST_WORKER_ERROR, occurredAt: new Date() }));
+  };
+
+  const offs = [events.on('run:end', onRunEnd), events.on('run:reaped', onRunReaped)];
   return {
     async stop() {
-      off();
+      for (const off of offs.splice(0)) off();
       await Promise.allSettled([...inFlight]);
     },
   };

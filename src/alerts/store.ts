@@ -40,6 +40,12 @@ export async function hasOpenState(db: Db, job: string): Promise<boolean> {
   return Boolean(row);
 }
 
+/** The jobs whose alert of that kind stands: one read for a pass over every job. */
+export async function jobsWithOpenState(db: Db, kind: FailureAlertKind): Promise<Set<string>> {
+  const rows = await db.select({ job_name: alertState.job_name }).from(alertState).where(and(eq(alertState.kind, kind), eq(alertState.open, true)));
+  return new Set(rows.map((row) => row.job_name));
+}
+
 export type ClosedState = { kind: FailureAlertKind; alert_id: number | null; opened_at: Date | null };
 
 /** Closes every open failure alert of the job; returns what it closed (nothing when another run got there first). */

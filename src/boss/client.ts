@@ -97,7 +97,8 @@ export async function ensureQueues(boss: PgBoss, registry: Registry): Promise<vo
   }
 }
 
-async function ensureQueue(boss: PgBoss, name: string, options: Omit<Queue, 'name'>): Promise<void> {
+/** Creates the queue, or brings its options in line with these; several instances may race to create it. */
+export async function ensureQueue(boss: PgBoss, name: string, options: Omit<Queue, 'name'>): Promise<void> {
   if (await boss.getQueue(name)) {
     // A queue's policy and partitioning are fixed at creation; the rest can follow the code.
     const { policy, partition, ...updatable } = options;

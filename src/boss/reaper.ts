@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { PgBoss } from 'pg-boss';
+import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Db } from '../db/client.ts';
 import { closeLostRun, openRunsBetween } from '../db/job-logs.ts';
 import { releaseOrphanedClaims } from '../db/claims.ts';
@@ -48,10 +48,15 @@ export function createReaper({ db, boss, logger, events = noEvents }: ReaperDeps
           oldestAlive = Math.min(oldestAlive, log.started_at.getTime());
           continue;
         }
-        if (await closeLostRun(db, log.id, { reaped: true, pgboss_state: job?.state ?? 'gone' })) {
+        const pgbossState = job?.state ?? 'gone';
+        const fate = fateOfLostAttempt(job, attempt);
+        // The log says what pg-boss does with the run, in the runner's words.
+        const told = fate && { will_retry: fate.willRetry, dead_lettered: fate.deadLettered };
+        if (await closeLostRun(db, log.id, { reaped: true, pgboss_state: pgbossState, ...told })) {
           closed += 1;
-          events.emit('run:reaped', { job: log.job_name, jobId: jobId ?? null, logId: log.id, pgbossState: job?.state ?? 'gone' });
-          logger.warn({ job: log.job_name, logId: log.id, jobId }, `run ${log.id} of ${log.job_name} lost its worker: closed as FAILED`);
+          events.emit('run:reaped', { job: log.job_name, jobId: jobId ?? null, logId: log.id, pgbossState, ...fate });
+          const note = fate?.deadLettered ? ' (its last attempt: dead-lettered)' : fate?.willRetry ? ' (pg-boss retries it)' : '';
+          logger.warn({ job: log.job_name, logId: log.id, jobId, ...fate }, `run ${log.id} of ${log.job_name} lost its worker: closed as FAILED${note}`);
         }
       }
       scanFrom = new Date(oldestAlive);
@@ -60,5 +65,24 @@ export function createReaper({ db, boss, logger, events = noEvents }: ReaperDeps
       if (released) logger.warn({ released }, `released ${released} claims left by lost runs`);
       return { closed, released };
     },
+  };
+}
+
+/**
+ * What pg-boss did with a lost attempt, read from its job once it let go of it. pg-boss counts an
+ * attempt when it claims the job (retryCount + 1), so: a later attempt claimed, or this one failed
+ * with retries left (`retry`): retried; this attempt failed with none left (`failed`): it went to the
+ * job's dead-letter queue, as a run:end with retries spent does. Anything else (completed,
+ * cancelled) is neither. Null (unknown) when the job is gone or the log does not say which attempt.
+ */
+export function fateOfLostAttempt(
+  job: Pick<JobWithMetadata, 'state' | 'retryCount' | 'deadLetter'> | undefined,
+  attempt: number | undefined,
+): { willRetry: boolean; deadLettered: boolean } | null {
+  if (!job || attempt === undefined) return null;
+  const thisAttempt = job.retryCount + 1 === attempt;
+  return {
+    willRetry: job.retryCount + 1 > attempt || (thisAttempt && job.state === 'retry'),
+    deadLettered: thisAttempt && job.state === 'failed' && Boolean(job.deadLetter),
   };
 }

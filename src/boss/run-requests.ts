@@ -74,5 +74,11 @@ export function createRunRequests({ db, boss, logger }: { db: Db; boss: PgBoss; 
     }
   }
 
-  return { send };
+  /** The id of the run waiting in the job's queue (the one that made `send` refuse), or null. */
+  async function waiting(jobName: string): Promise<string | null> {
+    const [job] = await boss.findJobs(jobName, { queued: true, limit: 1 });
+    return job?.id ?? null;
+  }
+
+  return { send, waiting };
 }

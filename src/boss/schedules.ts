@@ -58,6 +58,17 @@ export function nextRunAt(row: Pick<JobScheduleRow, 'cron_expression' | 'timezon
   return nextOccurrence(row.cron_expression, row.timezone, from);
 }
 
+/** Every schedule row, by id. */
+export function listSchedules(db: Db): Promise<JobScheduleRow[]> {
+  return db.select().from(jobSchedule).orderBy(jobSchedule.id);
+}
+
+/** One job's schedule row, or null. */
+export async function scheduleOf(db: Db, jobName: string): Promise<JobScheduleRow | null> {
+  const [row] = await db.select().from(jobSchedule).where(eq(jobSchedule.job_name, jobName));
+  return row ?? null;
+}
+
 /** Inserts the registry's default rows that are missing; existing rows are never touched. */
 export async function seedSchedules({ db, registry, defaultTimeZone }: SchedulesDeps): Promise<void> {
   const rows = [...registry.values()].map((job) => {
@@ -90,7 +101,7 @@ type Report = (key: string, fields: object, message: string) => void;
 
 async function reconcileSchedules(deps: SchedulesDeps, report: Report): Promise<{ rows: JobScheduleRow[]; scheduled: string[]; unscheduled: string[] }> {
   const { db, boss, registry, logger } = deps;
-  const rows = await db.select().from(jobSchedule).orderBy(jobSchedule.id);
+  const rows = await listSchedules(db);
   const scheduled: string[] = [];
   const unscheduled: string[] = [];
 
@@ -147,7 +158,7 @@ async function syncRow(deps: SchedulesDeps, jobName: string, report: Report): Pr
  * Applies an edit made through the API. The row and pg-boss change in one transaction, so they
  * never disagree after a response.
  */
-export async function updateSchedule(deps: SchedulesDeps, jobName: string, patch: SchedulePatch): Promise<JobScheduleRow> {
+export async function updateSchedule(deps: Pick<SchedulesDeps, 'db' | 'boss' | 'logger' | 'events'>, jobName: string, patch: SchedulePatch): Promise<JobScheduleRow> {
   const { db, boss, logger } = deps;
   const row = await db.transaction(async (tx) => {
     const [current] = await tx.select().from(jobSchedule).where(eq(jobSchedule.job_name, jobName)).for('update');

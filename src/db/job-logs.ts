@@ -73,6 +73,12 @@ export async function latestRuns(db: Db, jobNames: string[]): Promise<Record<str
   return Object.fromEntries(jobNames.map((name) => [name, byJob.get(name) ?? null]));
 }
 
+/** One run by its job_logs id, or null. */
+export async function runById(db: Db, id: number): Promise<JobLogRow | null> {
+  const [row] = await db.select().from(jobLogs).where(eq(jobLogs.id, id));
+  return row ?? null;
+}
+
 /** A page of runs, newest first, of one job or of all. */
 export function listRuns(db: Db, { jobName, limit, offset }: { jobName?: string; limit: number; offset: number }): Promise<JobLogRow[]> {
   return db
@@ -125,4 +131,13 @@ export async function countRuns(db: Db): Promise<LogCount> {
   const { estimate, counted } = rows[0]!;
   if (counted !== null && (estimate === null || counted <= EXACT_LOG_COUNT_LIMIT)) return { total: counted, estimated: false };
   return { total: Math.max(estimate!, EXACT_LOG_COUNT_LIMIT + 1), estimated: true };
+}
+
+/**
+ * Whether a run of the job started at or after `since` (any status, any trigger): one probe of
+ * job_logs_job_name_started_at_idx. Takes a transaction too, for a check made where it commits.
+ */
+export async function runStartedSince(db: Pick<Db, 'select'>, jobName: string, since: Date): Promise<boolean> {
+  const [row] = await db.select({ id: jobLogs.id }).from(jobLogs).where(and(eq(jobLogs.job_name, jobName), gte(jobLogs.started_at, since))).limit(1);
+  return Boolean(row);
 }

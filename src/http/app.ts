@@ -1,20 +1,36 @@
-import { sql } from 'drizzle-orm';
-import { Hono } from 'hono';
+import type { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
+import type { BlankEnv } from 'hono/types';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { SchedulesDeps } from '../boss/schedules.ts';
+import type { PgBoss } from 'pg-boss';
+import type { Db } from '../db/client.ts';
+import type { SchedulerEvents } from '../events.ts';
+import type { Registry } from '../jobs/registry.ts';
+import type { Logger } from '../logger.ts';
 import { requireBearer } from './auth.ts';
+import { createRouter } from './lib/create-router.ts';
+import { bodiesAreJson } from './lib/validation.ts';
+import { registerOpenApi } from './open-api.ts';
 import { rateLimitPerClient } from './rate-limit.ts';
-import { blueprintsRoutes } from './routes/blueprints.ts';
-import { deadLettersRoutes } from './routes/dead-letters.ts';
-import { dropsRoutes } from './routes/drops.ts';
-import { harvestItemsRoutes } from './routes/harvest-items.ts';
-import { jobsRoutes } from './routes/jobs.ts';
+import { blueprintsRouter } from './routes/blueprints/blueprints.index.ts';
+import { deadLettersRouter } from './routes/dead-letters/dead-letters.index.ts';
+import { dropsRouter } from './routes/drops/drops.index.ts';
+import { harvestItemsRouter } from './routes/harvest-items/harvest-items.index.ts';
+import { rootRouter } from './routes/root/root.index.ts';
+import { runsRouter } from './routes/runs/runs.index.ts';
+import { schedulesRouter } from './routes/schedules/schedules.index.ts';
 
-export type AppDeps = SchedulesDeps & {
+/** What the HTTP layer needs: the service's parts, and the settings of the API itself. */
+export type AppDeps = {
+  db: Db;
+  boss: PgBoss;
+  registry: Registry;
+  logger: Logger;
+  /** Told of schedule edits made through the API (`schedule:changed`); none by default. */
+  events?: SchedulerEvents;
   /** API_TOKEN: when set, every /api route needs it (or the read-only token for GET/HEAD). */
   apiToken?: string;
   /** API_TOKEN_READONLY: GET and HEAD only; ignored without apiToken. */
@@ -27,24 +43,15 @@ export type AppDeps = SchedulesDeps & {
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
-export function createApp(deps: AppDeps): Hono {
-  const { db, logger } = deps;
-  const app = new Hono();
+export function createApp(deps: AppDeps): OpenAPIHono<BlankEnv> {
+  const { logger } = deps;
+  const app = createRouter();
 
   app.use(secureHeaders());
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
     logger.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, 'http request');
-  });
-
-  app.get('/healthz', async (c) => {
-    try {
-      await withTimeout(db.execute(sql`select 1`), 2_000);
-      return c.json({ status: 'ok' });
-    } catch {
-      return c.json({ error: 'database unavailable' }, 503);
-    }
   });
 
   app.use('/api/*', async (c, next) => {
@@ -67,26 +74,15 @@ export function createApp(deps: AppDeps): Hono {
       }),
     );
   }
+  // What these answer before any route runs is declared on each route (lib/contract.ts: API_ERRORS, WRITE_ERRORS).
   if (deps.apiToken) app.use('/api/*', requireBearer({ token: deps.apiToken, readOnlyToken: deps.apiTokenReadOnly }));
-  app.use(
-    '/api/*',
-    bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => c.json({ error: `request body is larger than ${MAX_BODY_BYTES} bytes` }, 413) }),
-  );
-  app.use('/api/*', async (c, next) => {
-    // A body we would ignore or misread is refused, not guessed at.
-    const hasBody = c.req.header('content-length') !== undefined && c.req.header('content-length') !== '0' || c.req.header('transfer-encoding') !== undefined;
-    if ((c.req.method === 'POST' || c.req.method === 'PUT') && hasBody && !/^application\/json\b/i.test(c.req.header('content-type') ?? '')) {
-      return c.json({ error: 'Content-Type must be application/json' }, 400);
-    }
-    await next();
-  });
+  app.use('/api/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => c.json({ error: `request body is larger than ${MAX_BODY_BYTES} bytes` }, 413) }));
+  app.use('/api/*', bodiesAreJson);
 
   const runLimit = deps.runRateLimitPerMinute ? rateLimitPerClient(deps.runRateLimitPerMinute, { authOn: Boolean(deps.apiToken) }) : undefined;
-  app.route('/api/jobs/dead-letters', deadLettersRoutes(deps));
-  app.route('/api/jobs', jobsRoutes({ ...deps, runLimit }));
-  app.route('/api/harvest-items', harvestItemsRoutes(db));
-  app.route('/api/blueprints', blueprintsRoutes(db));
-  app.route('/api/drops', dropsRoutes(db));
+  const routers = [rootRouter(deps), schedulesRouter(deps), runsRouter(deps, runLimit), deadLettersRouter(deps), harvestItemsRouter(deps), blueprintsRouter(deps), dropsRouter(deps)];
+  for (const router of routers) app.route('/', router);
+  registerOpenApi(app);
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((error, c) => {
@@ -97,10 +93,6 @@ export function createApp(deps: AppDeps): Hono {
     return c.json({ error: isDatabaseDown(error) ? 'database unavailable' : 'internal error' }, isDatabaseDown(error) ? 503 : 500);
   });
   return app;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref())]);
 }
 
 function isDatabaseDown(error: unknown): boolean {

@@ -2,7 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import type { PgBoss } from 'pg-boss';
 import type { Db } from '../db/client.ts';
 import { deadLetterQueueOf } from '../jobs/job.ts';
-import { overdueSeconds } from './schedule-overdue.ts';
+import { bossTimingOf, overdueSeconds } from '../boss/overdue.ts';
 
 /** pg-boss's states a queue's jobs are counted in (as its own OpenTelemetry gauge `pgboss.queue.jobs` says them). */
 export const QUEUE_STATES = ['ready', 'deferred', 'blocked', 'active', 'failed'] as const;
@@ -89,7 +89,10 @@ export async function readDatabaseSnapshot({ db, boss, jobNames, bossSchema }: S
     const queue = queueByName.get(row.name);
     const lastStartedAt = fromEpoch(row.last_started_at);
     const nextRunAt = fromEpoch(row.next_run_at);
-    const bossSchedule = row.boss_cron && row.boss_timezone ? { cron: row.boss_cron, timezone: row.boss_timezone, since: bossScheduleSince(row) } : null;
+    const bossSchedule =
+      row.boss_cron && row.boss_timezone
+        ? bossTimingOf({ cron: row.boss_cron, timezone: row.boss_timezone, scheduledSince: row.scheduled_since, updatedOn: new Date((row.boss_updated_on ?? 0) * 1000) })
+        : null;
     snapshot.set(row.name, {
       queue: queue
         ? { ready: queue.readyCount, deferred: queue.deferredCount, blocked: queue.blockedCount, active: queue.activeCount, failed: queue.failedCount }
@@ -104,10 +107,4 @@ export async function readDatabaseSnapshot({ db, boss, jobNames, bossSchema }: S
     });
   }
   return snapshot;
-}
-
-/** When pg-boss took the schedule in its present form: the payload's `scheduled_since`, else its row's last update. */
-function bossScheduleSince(row: Row): Date {
-  const since = row.scheduled_since ? new Date(row.scheduled_since) : null;
-  return since && !Number.isNaN(since.getTime()) ? since : new Date((row.boss_updated_on ?? 0) * 1000);
 }

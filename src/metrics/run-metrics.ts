@@ -19,8 +19,8 @@ export function registerRunMetrics(registry: Registry, { events, jobs }: { event
   const runs = counter(registry, 'scheduler_job_runs_total', 'Runs this instance ended, by job, how they ended (completed|failed) and what started them (cron|manual|cli).', ['job_name', 'status', 'trigger']);
   const duration = histogram(registry, 'scheduler_job_run_duration_seconds', 'How long the runs this instance ended took, handler start to end, by job and status.', ['job_name', 'status'], RUN_DURATION_BUCKETS);
   const items = counter(registry, 'scheduler_job_items_total', 'Items the runs of this instance processed or failed, by job and outcome (processed|failed).', ['job_name', 'outcome']);
-  const retries = counter(registry, 'scheduler_job_retries_total', 'Failed runs this instance ended that pg-boss retries.', ['job_name']);
-  const deadLetters = counter(registry, 'scheduler_job_dead_letters_total', "Failed runs this instance ended that went to their job's dead-letter queue (retries spent, or a configuration error).", ['job_name']);
+  const retries = counter(registry, 'scheduler_job_retries_total', 'Failed runs this instance ended (or its reaper closed) that pg-boss retries.', ['job_name']);
+  const deadLetters = counter(registry, 'scheduler_job_dead_letters_total', "Failed runs this instance ended (or its reaper closed) that went to their job's dead-letter queue (retries spent, or a configuration error).", ['job_name']);
   const reaped = counter(registry, 'scheduler_job_reaped_runs_total', "Runs this instance's reaper closed as FAILED because their worker was lost (they never end otherwise).", ['job_name']);
 
   for (const job of jobs.keys()) {
@@ -42,7 +42,12 @@ export function registerRunMetrics(registry: Registry, { events, jobs }: { event
     if (run.willRetry) retries.inc({ job_name: run.job });
     if (run.deadLettered) deadLetters.inc({ job_name: run.job });
   });
-  const offReaped = events.on('run:reaped', (run) => reaped.inc({ job_name: run.job }));
+  // A run whose worker was lost ends here, not in run:end: its fate counts like a run's end.
+  const offReaped = events.on('run:reaped', (run) => {
+    reaped.inc({ job_name: run.job });
+    if (run.willRetry) retries.inc({ job_name: run.job });
+    if (run.deadLettered) deadLetters.inc({ job_name: run.job });
+  });
   return () => {
     offEnd();
     offReaped();

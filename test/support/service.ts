@@ -5,6 +5,7 @@ import { createLogger } from '../../src/logger.ts';
 import { startService, type Service } from '../../src/service.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../testkit/fake-openai.ts';
 import { waitFor } from '../../testkit/poll.ts';
+import { createContractCheck } from './http.ts';
 import { createTestDatabase, type TestDatabase } from './postgres.ts';
 
 export type TestService = {
@@ -14,7 +15,7 @@ export type TestService = {
   llm: FakeOpenAI;
   /** Every log line the service wrote, parsed. */
   logs: Array<Record<string, unknown>>;
-  /** Real HTTP against the listening server. */
+  /** Real HTTP against the listening server; every response is checked against the API contract (OpenAPI document). */
   http(path: string, init?: RequestInit): Promise<Response>;
   stop(): Promise<void>;
 };
@@ -56,6 +57,7 @@ export async function startTestService(envOverrides: Record<string, string | und
     },
   });
   const service = await startService(env, createLogger(env.LOG_LEVEL, sink), options.registry);
+  const contract = createContractCheck(service.url);
   let stopped: Promise<void> | undefined;
   return {
     service,
@@ -63,12 +65,19 @@ export async function startTestService(envOverrides: Record<string, string | und
     database,
     llm,
     logs,
-    http: (path, init) => fetch(new URL(path, service.url), init),
+    http: async (path, init) => {
+      const url = new URL(path, service.url);
+      const res = await fetch(url, init);
+      // Every response is checked against the service's OpenAPI document (test/support/http.ts).
+      await contract.check(init?.method ?? 'GET', url, res);
+      return res;
+    },
     stop: () =>
       (stopped ??= (async () => {
         await service.stop();
         if (!options.llm) await llm.close();
         if (!options.database) await database.drop();
+        if (contract.violations.length) throw new Error(`responses that break the API contract:\n${contract.violations.join('\n')}`);
       })()),
   };
 }

@@ -1,0 +1,23 @@
+import type { RouteHandler } from '@hono/zod-openapi';
+import { sql } from 'drizzle-orm';
+import type { Db } from '../../../db/client.ts';
+import { LINKS, type healthz as healthzRoute, type index as indexRoute } from './root.routes.ts';
+
+export function rootHandlers({ db }: { db: Db }) {
+  const index: RouteHandler<typeof indexRoute> = (c) => c.json({ links: LINKS }, 200);
+
+  const healthz: RouteHandler<typeof healthzRoute> = async (c) => {
+    try {
+      await withTimeout(db.execute(sql`select 1`), 2_000);
+      return c.json({ status: 'ok' as const }, 200);
+    } catch {
+      return c.json({ error: 'database unavailable' }, 503);
+    }
+  };
+
+  return { index, healthz };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref())]);
+}

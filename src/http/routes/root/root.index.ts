@@ -1,0 +1,9 @@
+import type { Db } from '../../../db/client.ts';
+import { createRouter } from '../../lib/create-router.ts';
+import { rootHandlers } from './root.handlers.ts';
+import * as routes from './root.routes.ts';
+
+export function rootRouter(deps: { db: Db }) {
+  const handlers = rootHandlers(deps);
+  return createRouter().openapi(routes.index, handlers.index).openapi(routes.healthz, handlers.healthz);
+}
