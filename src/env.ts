@@ -12,10 +12,11 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /** A whole number in [min, max]; the message says so, whatever was wrong. */
-const int = (fallback: number, min: number, max: number) => {
+const wholeNumber = (min: number, max: number) => {
   const message = `must be a whole number from ${min} to ${max}`;
-  return z.coerce.number({ error: message }).int(message).min(min, message).max(max, message).default(fallback);
+  return z.coerce.number({ error: message }).int(message).min(min, message).max(max, message);
 };
+const int = (fallback: number, min: number, max: number) => wholeNumber(min, max).default(fallback);
 const seconds = (fallback: number, min = 1, max = 86_400) => int(fallback, min, max);
 const flag = (fallback: boolean) =>
   z
@@ -55,6 +56,8 @@ export const EnvSchema = z
     RUN_RATE_LIMIT_PER_MINUTE: int(10, 1, 10_000),
     /** What this process does: everything, only the HTTP API, or only workers and cron. */
     ROLE: z.enum(['all', 'api', 'worker'], { error: 'must be all, api or worker' }).default('all'),
+    /** ROLE=worker serves no API; with this set it serves GET /metrics and GET /healthz on this port (on HOST), for Prometheus. */
+    METRICS_PORT: wholeNumber(0, 65_535).optional(),
     /** How long startup keeps retrying an unreachable database before giving up. */
     DB_STARTUP_TIMEOUT_SECONDS: seconds(60, 1, 3600),
     /**

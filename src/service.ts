@@ -19,12 +19,16 @@ import type { Env } from './env.ts';
 import { ConfigurationError } from './errors.ts';
 import { createEvents, type SchedulerEvents } from './events.ts';
 import { createApp } from './http/app.ts';
+import { createMetricsApp } from './http/metrics-app.ts';
+import { createMetrics } from './metrics/registry.ts';
 import { checkLlmBudget } from './llm/budget.ts';
 import { maskUrl, type Logger } from './logger.ts';
 
 export type Service = {
   /** Base URL of the HTTP API ('' for ROLE=worker). */
   url: string;
+  /** Where Prometheus scrapes this instance: `<url>/metrics`, a worker's METRICS_PORT, or '' (a worker without it). */
+  metricsUrl: string;
   app: Hono;
   boss: PgBoss;
   database: Database;
@@ -75,6 +79,9 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     const boss = createBossFromEnv(env, { url: opened.url, logger, role: env.ROLE, listens });
     await boss.start();
     if (listens) await wakeCronSenderOnNotify(boss);
+    // Subscribed before any worker starts, so the counters miss no run.
+    const metrics = createMetrics({ db: database.db, boss, registry, events, logger, llmModel: env.OPENAI_MODEL });
+    releasers.push(() => metrics.stop());
     // Released after pg-boss (below) has drained the runs, so runs ending during a stop still raise theirs.
     const alerts = await startAlerts({ env, db: database.db, boss, registry, events, logger, baseUrl: () => env.PUBLIC_URL ?? url });
     if (alerts) releasers.push(() => alerts.stop());
@@ -123,23 +130,34 @@ export async function startService(env: Env, logger: Logger, registry = createRe
       }
     }
 
+    /** Listens on HOST:port until the service stops; resolves with the base URL. */
+    const listenOn = async (handler: Hono, port: number) => {
+      const server = await listen(handler, env.HOST, port);
+      releasers.push(() => closeServer(server));
+      return `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${(server.address() as AddressInfo).port}`;
+    };
     const app = createApp({
       ...schedulesDeps,
       apiToken: env.API_TOKEN,
       apiTokenReadOnly: env.API_TOKEN_READONLY,
       corsOrigins: env.CORS_ORIGINS,
       runRateLimitPerMinute: env.RUN_RATE_LIMIT_PER_MINUTE,
+      metrics,
     });
+    let metricsUrl = '';
     if (env.ROLE !== 'worker') {
-      const server = await listen(app, env.HOST, env.PORT);
-      releasers.push(() => closeServer(server));
-      const { port } = server.address() as AddressInfo;
-      url = `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${port}`;
+      url = await listenOn(app, env.PORT);
+      metricsUrl = `${url}/metrics`;
+    } else if (env.METRICS_PORT !== undefined) {
+      metricsUrl = `${await listenOn(createMetricsApp({ db: database.db, apiToken: env.API_TOKEN, apiTokenReadOnly: env.API_TOKEN_READONLY, metrics }), env.METRICS_PORT)}/metrics`;
     }
-    logger.info({ api: url || null, role: env.ROLE, auth: Boolean(env.API_TOKEN) }, `job scheduler ready: ${url ? `API on ${url}` : 'worker only, no HTTP'}`);
+    logger.info(
+      { api: url || null, metrics: metricsUrl || null, role: env.ROLE, auth: Boolean(env.API_TOKEN) },
+      `job scheduler ready: ${url ? `API on ${url}` : `worker only, no API${metricsUrl ? `; metrics on ${metricsUrl}` : ''}`}`,
+    );
 
     let stopping: Promise<void> | undefined;
-    return { url, app, boss, database, registry, events, stop: () => (stopping ??= release()) };
+    return { url, metricsUrl, app, boss, database, registry, events, stop: () => (stopping ??= release()) };
   } catch (error) {
     await release();
     throw error;

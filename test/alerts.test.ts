@@ -15,7 +15,7 @@ import { createLogger } from '../src/logger.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../testkit/fake-openai.ts';
 import { waitFor } from '../testkit/poll.ts';
 import { EventMonitor } from './support/event-monitor.ts';
-import { ISO, type Json } from './support/http.ts';
+import { ISO, readJson, type Json } from './support/http.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
@@ -293,11 +293,17 @@ describe('failure alerts of one service', () => {
     await eventually('both delivered', () => receiver.about('probe-budget').length === 2);
     expect(receiver.about('probe-budget').map((a) => a.kind)).toEqual(['budget_exhausted', 'recovered']);
 
-    const page = await listAlerts(t.service.database.db, { limit: 2, offset: 0 });
-    expect(page.map((a) => a.id)).toEqual([recoveries.find((id) => id !== null), raised.find((id) => id !== null)]);
-    expect(page[1]).toMatchObject({ kind: 'budget_exhausted', job_name: 'probe-budget', error: 'monthly LLM budget spent', message: { kind: 'budget_exhausted', run_url: null } });
-    const next = await listAlerts(t.service.database.db, { limit: 2, offset: 2 });
-    expect(next[0]!.id).toBeLessThan(page[1]!.id);
+    // GET /api/alerts: newest first, a page at a time (each answer checked against the contract by t.http).
+    const page = await readJson(await t.http('/api/alerts?limit=2&offset=0'));
+    expect(page.map((a: Json) => a.id)).toEqual([recoveries.find((id) => id !== null), raised.find((id) => id !== null)]);
+    expect(page[0]).toMatchObject({ kind: 'recovered', job_name: 'probe-budget', status: 'delivered', delivered: true, attempts: 1 });
+    expect(page[1]).toMatchObject({ kind: 'budget_exhausted', job_name: 'probe-budget', error: 'monthly LLM budget spent', resolved_by: page[0].id, message: { kind: 'budget_exhausted', run_url: null } });
+    const next = await readJson(await t.http('/api/alerts?limit=2&offset=2'));
+    expect(next[0].id).toBeLessThan(page[1].id);
+    expect(await listAlerts(t.service.database.db, { limit: 2, offset: 0 })).toEqual(page);
+    const refused = await t.http('/api/alerts?limit=0');
+    expect(refused.status).toBe(400);
+    expect(await readJson(refused)).toEqual({ error: expect.stringMatching(/limit must be between 1 and 100/) });
   });
 
   it('no log line holds the webhook URL, only its masked form', () => {

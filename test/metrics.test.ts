@@ -409,3 +409,69 @@ describe('metrics of a running service', () => {
     await eventually(async () => /^scheduler_database_up 1$/m.test(await metrics.scrape()));
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Over HTTP: what Prometheus sees
+
+describe('GET /metrics over HTTP', () => {
+  const TOKEN = 'metrics-test-token-0123456789';
+  const READ_ONLY = 'metrics-readonly-token-0123456789';
+  const asReader = { authorization: `Bearer ${READ_ONLY}` };
+  let t: TestService;
+  let monitor: EventMonitor;
+  beforeAll(async () => {
+    t = await startTestService({ API_TOKEN: TOKEN, API_TOKEN_READONLY: READ_ONLY, OPENAI_MODEL: MODEL });
+    monitor = new EventMonitor(t.service.events);
+  });
+  afterAll(() => t?.stop());
+
+  it('needs a token like /api; the read-only token may scrape; the text is Prometheus 0.0.4 and passes promtool', async (context) => {
+    const refused = await t.http('/metrics');
+    expect(refused.status).toBe(401);
+    expect(await refused.json()).toEqual({ error: expect.stringMatching(/bearer token/) });
+    const res = await t.http('/metrics', { headers: asReader });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    expect(text).toMatch(/^scheduler_build_info\{version="[^"]+",pg_boss_version="[^"]+",node_version="v22\.[^"]+"\} 1$/m);
+    expect(text).toMatch(/^scheduler_database_up 1$/m);
+    if (!promtool) return context.skip('promtool is not installed: the exposition text was not linted');
+    expect(promtoolCheck(text)).toEqual({ status: 0, output: '' });
+  });
+
+  it('counts a run started through the API and the requests by route pattern, never by raw path', async () => {
+    const started = await t.http('/api/jobs/run/extract-blueprints', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(started.status).toBe(202);
+    const { jobId } = (await started.json()) as { jobId: string };
+    await monitor.next('run:end', (e) => e.jobId === jobId);
+    for (const path of ['/api/jobs/schedules/extract-blueprints', '/api/jobs/schedules/generate-drops', '/api/jobs/logs/2147483647']) await (await t.http(path, { headers: asReader })).arrayBuffer();
+
+    const text = await (await t.http('/metrics', { headers: asReader })).text();
+    expect(text).toMatch(/^scheduler_job_runs_total\{job_name="extract-blueprints",status="completed",trigger="manual"\} 1$/m);
+    expect(text).toMatch(/^scheduler_http_request_duration_seconds_count\{method="GET",route="\/api\/jobs\/schedules\/:jobName",status="200"\} 2$/m);
+    expect(text).toMatch(/^scheduler_http_request_duration_seconds_count\{method="GET",route="\/api\/jobs\/logs\/:id",status="404"\} 1$/m);
+    expect(text).toMatch(/^scheduler_http_request_duration_seconds_count\{method="POST",route="\/api\/jobs\/run\/:jobName",status="202"\} 1$/m);
+    // The 401 above was answered before any route ran: still the route's pattern.
+    expect(text).toMatch(/^scheduler_http_request_duration_seconds_count\{method="GET",route="\/metrics",status="401"\} 1$/m);
+    expect(text).not.toMatch(/route="[^"]*(extract-blueprints|generate-drops|2147483647)"/);
+  });
+
+  it('a ROLE=worker instance serves /metrics and /healthz on METRICS_PORT, and no API', async () => {
+    const worker = await startTestService({ ROLE: 'worker', METRICS_PORT: '0', API_TOKEN: TOKEN, API_TOKEN_READONLY: READ_ONLY }, { database: t.database, llm: t.llm });
+    try {
+      expect(worker.service.url).toBe('');
+      expect(worker.service.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+      expect((await fetch(worker.service.metricsUrl)).status).toBe(401);
+      const scraped = await fetch(worker.service.metricsUrl, { headers: asReader });
+      expect(scraped.status).toBe(200);
+      expect(await scraped.text()).toMatch(/^scheduler_job_runs_total\{job_name="extract-blueprints",status="completed",trigger="cron"\} 0$/m);
+      const base = worker.service.metricsUrl.replace(/\/metrics$/, '');
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      const api = await fetch(`${base}/api/jobs/status`, { headers: asReader });
+      expect(api.status).toBe(404);
+      expect(await api.json()).toEqual({ error: expect.stringMatching(/serves only \/metrics and \/healthz/) });
+    } finally {
+      await worker.stop();
+    }
+  });
+});

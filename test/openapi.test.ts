@@ -39,11 +39,11 @@ describe('the OpenAPI document (API_TOKEN set)', () => {
     expect([...documented].sort()).toEqual([...served].filter((route) => !UNDOCUMENTED_ROUTES.includes(route)).sort());
   });
 
-  it('declares the bearer scheme, which every /api route needs and /healthz does not', () => {
+  it('declares the bearer scheme, which every /api route and /metrics need and /healthz does not', () => {
     expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
     for (const { method, path, op } of operations()) {
       const what = `${method} ${path}`;
-      if (path === '/api' || path.startsWith('/api/')) {
+      if (path === '/api' || path.startsWith('/api/') || path === '/metrics') {
         expect(op.security, what).toEqual([{ bearerAuth: [] }]);
         expect(Object.keys(op.responses), what).toContain('401');
       } else {
@@ -119,9 +119,8 @@ describe('the OpenAPI document (API_TOKEN set)', () => {
   it('GET /api links to the documentation and the resources', async () => {
     const res = await call(t, '/api', { headers: auth });
     expect(res.status).toBe(200);
-    expect(res.body.links).toMatchObject({ docs: '/docs', openapi: '/openapi.json', metrics: '/metrics', healthz: '/healthz', schedules: '/api/jobs/schedules', drops: '/api/drops' });
-    // /metrics is served by the metrics module once it is mounted; every other link answers now.
-    for (const [name, path] of Object.entries(res.body.links as Record<string, string>).filter(([name]) => name !== 'metrics')) {
+    expect(res.body.links).toMatchObject({ docs: '/docs', openapi: '/openapi.json', metrics: '/metrics', healthz: '/healthz', schedules: '/api/jobs/schedules', alerts: '/api/alerts', drops: '/api/drops' });
+    for (const [name, path] of Object.entries(res.body.links as Record<string, string>)) {
       const link = await t.http(path, { headers: auth });
       expect(link.status, `${name} ${path}`).toBe(200);
       await link.arrayBuffer();

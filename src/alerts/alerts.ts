@@ -9,7 +9,7 @@ import { ensureAlertQueue, maskWebhookUrl, workDeliveries, type DeliveryOptions 
 import { createOverdueCheck } from './overdue.ts';
 import { subscribeAlertRules } from './rules.ts';
 
-export { listAlerts, AlertSchema, type Alert } from './store.ts';
+export { listAlerts, type Alert } from './store.ts';
 
 /**
  * Failure alerts to ALERT_WEBHOOK_URL (issue 11, README "Alerts"): rules on the event seam and an

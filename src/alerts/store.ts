@@ -1,7 +1,6 @@
 import { and, desc, eq, inArray, ne, sql } from 'drizzle-orm';
-import { z } from 'zod';
 import type { Db } from '../db/client.ts';
-import { ALERT_DELIVERY_STATUSES, ALERT_KINDS, alerts, alertState, type AlertRow, type FailureAlertKind } from '../db/schema.ts';
+import { alerts, alertState, type AlertDeliveryStatus, type AlertKind, type AlertRow, type FailureAlertKind } from '../db/schema.ts';
 import type { AlertFacts, AlertMessage } from './message.ts';
 
 /**
@@ -102,35 +101,32 @@ export async function recordFailedAttempt(db: Db, id: number, error: string, fin
     .where(and(eq(alerts.id, id), ne(alerts.status, 'delivered')));
 }
 
-const timestamp = z.iso.datetime();
-
-/** One alert of the history, as `listAlerts` returns it (and `GET /api/alerts` will). */
-export const AlertSchema = z.object({
-  id: z.number().int(),
-  kind: z.enum(ALERT_KINDS),
-  job_name: z.string(),
+/** One alert of the history, as `listAlerts` returns it (and `GET /api/alerts` answers). */
+export type Alert = {
+  id: number;
+  kind: AlertKind;
+  job_name: string;
   /** The run it is about, and its pg-boss job; null for an overdue schedule. */
-  log_id: z.number().int().nullable(),
-  job_id: z.string().nullable(),
-  error: z.string().nullable(),
+  log_id: number | null;
+  job_id: string | null;
+  error: string | null;
   /** When what it reports happened. */
-  occurred_at: timestamp,
+  occurred_at: string;
   /** When it was raised (and queued for delivery). */
-  created_at: timestamp,
+  created_at: string;
   /** pending (queued or retrying), delivered, or failed (retries spent: in the alerts dead-letter queue). */
-  status: z.enum(ALERT_DELIVERY_STATUSES),
-  delivered: z.boolean(),
-  delivered_at: timestamp.nullable(),
-  attempts: z.number().int(),
-  last_attempt_at: timestamp.nullable(),
+  status: AlertDeliveryStatus;
+  delivered: boolean;
+  delivered_at: string | null;
+  attempts: number;
+  last_attempt_at: string | null;
   /** The last failed attempt's reason (kept after a later attempt succeeds). */
-  last_error: z.string().nullable(),
+  last_error: string | null;
   /** The `recovered` alert that closed this failure alert. */
-  resolved_by: z.number().int().nullable(),
+  resolved_by: number | null;
   /** The JSON body sent, but for `alert_id` and `sent_at` (set at each attempt). */
-  message: z.record(z.string(), z.unknown()),
-});
-export type Alert = z.infer<typeof AlertSchema>;
+  message: Record<string, unknown>;
+};
 
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
 

@@ -2,7 +2,9 @@ import type { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
+import { matchedRoutes } from 'hono/route';
 import { secureHeaders } from 'hono/secure-headers';
+import type { Context } from 'hono';
 import type { BlankEnv } from 'hono/types';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { PgBoss } from 'pg-boss';
@@ -10,15 +12,18 @@ import type { Db } from '../db/client.ts';
 import type { SchedulerEvents } from '../events.ts';
 import type { Registry } from '../jobs/registry.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/registry.ts';
 import { requireBearer } from './auth.ts';
 import { createRouter } from './lib/create-router.ts';
 import { bodiesAreJson } from './lib/validation.ts';
 import { registerOpenApi } from './open-api.ts';
 import { rateLimitPerClient } from './rate-limit.ts';
+import { alertsRouter } from './routes/alerts/alerts.index.ts';
 import { blueprintsRouter } from './routes/blueprints/blueprints.index.ts';
 import { deadLettersRouter } from './routes/dead-letters/dead-letters.index.ts';
 import { dropsRouter } from './routes/drops/drops.index.ts';
 import { harvestItemsRouter } from './routes/harvest-items/harvest-items.index.ts';
+import { metricsRouter } from './routes/metrics/metrics.index.ts';
 import { rootRouter } from './routes/root/root.index.ts';
 import { runsRouter } from './routes/runs/runs.index.ts';
 import { schedulesRouter } from './routes/schedules/schedules.index.ts';
@@ -39,6 +44,8 @@ export type AppDeps = {
   corsOrigins?: string[];
   /** RUN_RATE_LIMIT_PER_MINUTE: manual runs per client a minute; unset means no limit. */
   runRateLimitPerMinute?: number;
+  /** This instance's Prometheus metrics: served at /metrics, and told how long each request took. */
+  metrics?: Pick<Metrics, 'scrape' | 'contentType' | 'observeHttpRequest'>;
 };
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -51,7 +58,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<BlankEnv> {
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
-    logger.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, 'http request');
+    const ms = performance.now() - started;
+    logger.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(ms) }, 'http request');
+    deps.metrics?.observeHttpRequest(c.req.method, routePattern(c), c.res.status, ms / 1000);
   });
 
   app.use('/api/*', async (c, next) => {
@@ -75,12 +84,27 @@ export function createApp(deps: AppDeps): OpenAPIHono<BlankEnv> {
     );
   }
   // What these answer before any route runs is declared on each route (lib/contract.ts: API_ERRORS, WRITE_ERRORS).
-  if (deps.apiToken) app.use('/api/*', requireBearer({ token: deps.apiToken, readOnlyToken: deps.apiTokenReadOnly }));
+  if (deps.apiToken) {
+    const bearer = requireBearer({ token: deps.apiToken, readOnlyToken: deps.apiTokenReadOnly });
+    app.use('/api/*', bearer);
+    // The scrape is as private as the API (the read-only token may scrape).
+    app.use('/metrics', bearer);
+  }
   app.use('/api/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => c.json({ error: `request body is larger than ${MAX_BODY_BYTES} bytes` }, 413) }));
   app.use('/api/*', bodiesAreJson);
 
   const runLimit = deps.runRateLimitPerMinute ? rateLimitPerClient(deps.runRateLimitPerMinute, { authOn: Boolean(deps.apiToken) }) : undefined;
-  const routers = [rootRouter(deps), schedulesRouter(deps), runsRouter(deps, runLimit), deadLettersRouter(deps), harvestItemsRouter(deps), blueprintsRouter(deps), dropsRouter(deps)];
+  const routers = [
+    rootRouter(deps),
+    schedulesRouter(deps),
+    runsRouter(deps, runLimit),
+    deadLettersRouter(deps),
+    alertsRouter(deps),
+    harvestItemsRouter(deps),
+    blueprintsRouter(deps),
+    dropsRouter(deps),
+    ...(deps.metrics ? [metricsRouter({ metrics: deps.metrics })] : []),
+  ];
   for (const router of routers) app.route('/', router);
   registerOpenApi(app);
 
@@ -93,6 +117,12 @@ export function createApp(deps: AppDeps): OpenAPIHono<BlankEnv> {
     return c.json({ error: isDatabaseDown(error) ? 'database unavailable' : 'internal error' }, isDatabaseDown(error) ? 503 : 500);
   });
   return app;
+}
+
+/** The pattern of the route that matched (`/api/jobs/logs/:id`), never the raw path: a bounded metric label. */
+function routePattern(c: Context): string {
+  // Middleware is registered for every method; the route itself for its own.
+  return matchedRoutes(c).findLast((route) => route.method !== 'ALL')?.path ?? 'unmatched';
 }
 
 function isDatabaseDown(error: unknown): boolean {

@@ -124,6 +124,11 @@ export function createContractCheck(baseUrl: string) {
       if (!response) fail(`status ${res.status} is not declared for ${method} ${route.template} (declared: ${Object.keys(operation.responses).join(', ')})`);
       schema = response!.content?.['application/json']?.schema;
       key = `${method} ${route.template} ${res.status}`;
+      if (response!.content?.['text/plain']) {
+        // A text body (the Prometheus exposition): its media type is the contract.
+        if (!/^text\/plain\b/.test(res.headers.get('content-type') ?? '')) fail(`${key} declares text/plain, got Content-Type ${res.headers.get('content-type')}`);
+        return;
+      }
       if (!schema && text !== '') fail(`${key} declares no body, but one came`);
     }
     if (!schema || method === 'HEAD') return;

@@ -7,3 +7,8 @@ export function rootRouter(deps: { db: Db }) {
   const handlers = rootHandlers(deps);
   return createRouter().openapi(routes.index, handlers.index).openapi(routes.healthz, handlers.healthz);
 }
+
+/** The health check alone, for an instance that serves no API (a worker's metrics port). */
+export function healthRouter(deps: { db: Db }) {
+  return createRouter().openapi(routes.healthz, rootHandlers(deps).healthz);
+}

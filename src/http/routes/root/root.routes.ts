@@ -15,6 +15,7 @@ export const LINKS = {
   logs: '/api/jobs/logs',
   status: '/api/jobs/status',
   deadLetters: '/api/jobs/dead-letters',
+  alerts: '/api/alerts',
   harvestItems: '/api/harvest-items',
   blueprints: '/api/blueprints',
   drops: '/api/drops',
