@@ -1,8 +1,11 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { register as globalRegister, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withClient } from '../src/db/with-client.ts';
-import type { SchedulerEventMap } from '../src/events.ts';
+import { createEvents, type SchedulerEventMap } from '../src/events.ts';
 import type { JobDefinition } from '../src/jobs/job.ts';
 import { createRegistry, JOBS } from '../src/jobs/registry.ts';
 import { createLogger } from '../src/logger.ts';
@@ -473,5 +476,23 @@ describe('GET /metrics over HTTP', () => {
     } finally {
       await worker.stop();
     }
+  });
+});
+
+describe("the README's Prometheus examples", () => {
+  it('its alert rules pass promtool check rules, and use only families the service exports', async (context) => {
+    if (!promtool) return context.skip('promtool is not installed: the rules were not checked');
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Metrics'), readme.indexOf('\n## ', readme.indexOf('## Metrics') + 1));
+    const rules = [...section.matchAll(/```yaml\n(groups:[\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(rules).toHaveLength(1);
+    const file = join(mkdtempSync(join(tmpdir(), 'rules-')), 'rules.yml');
+    writeFileSync(file, rules[0]!);
+    const checked = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+    expect(checked.status, checked.stdout + checked.stderr).toBe(0);
+    expect(checked.stdout).toMatch(/SUCCESS: 3 rules found/);
+    // Every family a rule or query names is one the service serves.
+    const exported = new Set((await createMetrics({ events: createEvents(createLogger('silent')), db: null as never, boss: null as never, registry: createRegistry(), logger: createLogger('silent'), processMetrics: false }).registry.getMetricsAsJSON()).map((m) => m.name));
+    for (const [name] of section.matchAll(/\bscheduler_[a-z_]+?(?=_bucket\b|\b)/g)) expect(exported.has(name.replace(/_(bucket|sum|count)$/, '')), name).toBe(true);
   });
 });
