@@ -153,7 +153,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     }
     logger.info(
       { api: url || null, metrics: metricsUrl || null, role: env.ROLE, auth: Boolean(env.API_TOKEN) },
-      `job scheduler ready: ${url ? `API on ${url}` : `worker only, no API${metricsUrl ? `; metrics on ${metricsUrl}` : ''}`}`,
+      `job scheduler ready: ${url ? `API on ${url}` : metricsUrl ? `worker only, no API; metrics on ${metricsUrl}` : 'worker only, no HTTP'}`,
     );
 
     let stopping: Promise<void> | undefined;
