@@ -18,7 +18,7 @@ export type ProgressBar = {
 export function createProgressBar(itemNoun: string, out: NodeJS.WriteStream = process.stdout, err: NodeJS.WriteStream = process.stderr): ProgressBar | null {
   if (!out.isTTY) return null;
   const bars = new cliProgress.MultiBar(
-    { stream: out, format: `{bar} {value}/{total} ${itemNoun} · {failed} failed · {duration_formatted}`, hideCursor: true, clearOnComplete: true },
+    { stream: out, format: `{bar} {value}/{total} ${itemNoun} · {failed} failed · {duration_formatted}`, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
   let bar: cliProgress.SingleBar | undefined;
