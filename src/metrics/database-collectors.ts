@@ -2,6 +2,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { Registry as JobRegistry } from '../jobs/registry.ts';
 import type { Logger } from '../logger.ts';
 import { QUEUE_STATES, readDatabaseSnapshot, type JobSnapshot, type SnapshotDeps } from './database-snapshot.ts';
+import { withTimeout } from '../with-timeout.ts';
 
 export type DatabaseCollectorsDeps = Omit<SnapshotDeps, 'jobNames'> & {
   jobs: JobRegistry;
@@ -112,12 +113,4 @@ function sharedRead({ db, boss, jobs, logger, bossSchema, timeoutMs }: DatabaseC
       return null;
     }
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

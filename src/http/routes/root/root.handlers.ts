@@ -2,6 +2,7 @@ import type { RouteHandler } from '@hono/zod-openapi';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../../../db/client.ts';
 import { LINKS, type healthz as healthzRoute, type index as indexRoute } from './root.routes.ts';
+import { withTimeout } from '../../../with-timeout.ts';
 
 export function rootHandlers({ db }: { db: Db }) {
   const index: RouteHandler<typeof indexRoute> = (c) => c.json({ links: LINKS }, 200);
@@ -16,8 +17,4 @@ export function rootHandlers({ db }: { db: Db }) {
   };
 
   return { index, healthz };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref())]);
 }
