@@ -12,9 +12,9 @@ import { jobLogs, type JobLogRow, type RunStatus } from './schema.ts';
 /** Opens the STARTED rows of a batch of runs in one insert; returns each pg-boss job id's row id. */
 export async function openRuns(db: Db, jobName: string, runs: Array<{ job_id: string } & Record<string, unknown>>): Promise<Map<string, number>> {
   const { rows } = await db.execute<{ id: number; job_id: string }>(sql`
-    insert into job_logs (job_name, status, metadata)
-    select ${jobName}, 'STARTED', m from jsonb_array_elements(${JSON.stringify(runs)}::jsonb) as m
-    returning id, metadata->>'job_id' as job_id`);
+    insert into job_logs (job_name, status, metadata, job_id)
+    select ${jobName}, 'STARTED', m, m->>'job_id' from jsonb_array_elements(${JSON.stringify(runs)}::jsonb) as m
+    returning id, job_id`);
   return new Map(rows.map((row) => [row.job_id, row.id]));
 }
 
@@ -102,7 +102,7 @@ export function runsOfJob(db: Db, jobId: string): Promise<JobLogRow[]> {
 }
 
 // Through the query builder, not db.execute, so timestamps come back as Dates like the row type says.
-const ofJob = (jobId: string) => sql`${jobLogs.metadata}->>'job_id' = ${jobId}`;
+const ofJob = (jobId: string) => eq(jobLogs.job_id, jobId);
 
 /** Up to this many rows job_logs is counted exactly; above it a count would grow with history. */
 export const EXACT_LOG_COUNT_LIMIT = 10_000;

@@ -43,6 +43,32 @@ export const jobSchedule = pgTable('job_schedule', {
   updated_at: updatedAt(),
 }, (t) => [check('job_schedule_missed_policy_check', sql`${t.missed_policy} in ('skip', 'once')`)]);
 
+/** Where a schedule change came from: the API, a direct edit of job_schedule picked up by the sync, or the first seed. */
+export const SCHEDULE_CHANGE_SOURCES = ['api', 'table', 'seed'] as const;
+export type ScheduleChangeSource = (typeof SCHEDULE_CHANGE_SOURCES)[number];
+
+/** What a schedule's row says at one moment; `before` of a seed is null. */
+export type ScheduleState = { cron_expression: string; timezone: string; is_active: boolean; missed_policy: MissedPolicy };
+
+/** Every change to a schedule, newest last (GET /api/jobs/schedules/:jobName/history). */
+export const jobScheduleChanges = pgTable(
+  'job_schedule_changes',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    job_name: text('job_name').notNull(),
+    before: jsonb('before').$type<ScheduleState | null>(),
+    after: jsonb('after').$type<ScheduleState>().notNull(),
+    source: text('source', { enum: SCHEDULE_CHANGE_SOURCES }).notNull(),
+    /** The role of the bearer token that made an API change (`api_token`, or `none` with auth off); null for table and seed. */
+    actor: text('actor'),
+    changed_at: timestamp('changed_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('job_schedule_changes_job_changed_idx').on(t.job_name, t.changed_at.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    check('job_schedule_changes_source_check', sql`${t.source} in ('api', 'table', 'seed')`),
+  ],
+);
+
 export const jobLogs = pgTable(
   'job_logs',
   {
@@ -55,12 +81,15 @@ export const jobLogs = pgTable(
     items_failed: integer('items_failed').notNull().default(0),
     error_message: text('error_message'),
     metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull().default({}),
+    /** The pg-boss job this run is an attempt of (also in metadata); set at insert and never changed, so its index keeps closes HOT. */
+    job_id: text('job_id'),
   },
   (t) => [
     // "latest run of a job" and "logs of a job, newest first" both read this index. NULLS FIRST
     // is what a plain `order by … desc` means; an index sorted otherwise is never used for it.
     index('job_logs_job_name_started_at_idx').on(t.job_name, t.started_at.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('job_logs_started_at_idx').on(t.started_at.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index('job_logs_job_id_idx').on(t.job_id, t.id.desc().nullsFirst()),
     check('job_logs_status_check', sql`${t.status} in ('STARTED', 'COMPLETED', 'FAILED')`),
   ],
 );
@@ -81,6 +110,8 @@ export const harvestItems = pgTable(
   },
   (t) => [
     index('harvest_items_status_id_idx').on(t.status, t.id),
+    // One item per document: a second item with the same URL is refused (nulls may repeat).
+    uniqueIndex('harvest_items_source_url_key').on(t.source_url),
     check('harvest_items_status_check', sql`${t.status} in ('PENDING', 'PROCESSING', 'BLUEPRINT_DONE', 'BLUEPRINT_ERROR')`),
   ],
 );
@@ -221,3 +252,4 @@ export type HarvestItemRow = typeof harvestItems.$inferSelect;
 export type ExamBlueprintRow = typeof examBlueprints.$inferSelect;
 export type DropRow = typeof drops.$inferSelect;
 export type AlertRow = typeof alerts.$inferSelect;
+export type JobScheduleChangeRow = typeof jobScheduleChanges.$inferSelect;

@@ -21,6 +21,7 @@ export const RunSchema = z
     items_failed: z.number().int(),
     error_message: z.string().nullable(),
     metadata: z.record(z.string(), z.unknown()).openapi({ description: 'trigger, pg-boss job_id, attempt, duration_ms, worker, llm usage…' }),
+    job_id: z.string().nullable().openapi({ description: 'the pg-boss job this run is an attempt of (a retry keeps it); null only for rows written by hand' }),
   })
   .openapi('Run', { description: 'one run of a job (a job_logs row)' }) satisfies z.ZodType<Serialized<JobLogRow>>;
 
