@@ -9,6 +9,7 @@ CREATE TABLE "job_schedule_changes" (
 	CONSTRAINT "job_schedule_changes_source_check" CHECK ("job_schedule_changes"."source" in ('api', 'table', 'seed'))
 );
 --> statement-breakpoint
+ALTER TABLE "exam_blueprints" ADD COLUMN "drops_regenerate" jsonb;--> statement-breakpoint
 ALTER TABLE "job_logs" ADD COLUMN "job_id" text;--> statement-breakpoint
 -- Runs logged before this column existed carry their pg-boss job id in metadata only.
 UPDATE "job_logs" SET "job_id" = "metadata"->>'job_id' WHERE "job_id" IS NULL AND "metadata" ? 'job_id';--> statement-breakpoint

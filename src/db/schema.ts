@@ -118,6 +118,9 @@ export const harvestItems = pgTable(
 
 export type BlueprintTopic = { code: string; name: string; discipline: string };
 
+/** A pending request to write a blueprint's drops again (POST /api/blueprints/:id/regenerate-drops). */
+export type DropsRegenerate = { topic_codes: string[] | null; bypass_cache: boolean; requested_at: string };
+
 export const examBlueprints = pgTable(
   'exam_blueprints',
   {
@@ -133,6 +136,8 @@ export const examBlueprints = pgTable(
     model: text('model').notNull(),
     drops_generated_at: timestamp('drops_generated_at', { withTimezone: true }),
     drops_claimed_by_log_id: integer('drops_claimed_by_log_id'),
+    /** Set by a regenerate-drops request until the run that carries it out: which topics (null: all) and whether to skip the cache. */
+    drops_regenerate: jsonb('drops_regenerate').$type<DropsRegenerate | null>(),
     created_at: createdAt(),
   },
   (t) => [index('exam_blueprints_pending_drops_idx').on(t.id).where(sql`drops_generated_at is null`)],

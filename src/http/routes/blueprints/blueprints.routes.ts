@@ -18,6 +18,10 @@ const BlueprintSchema = z
     model: z.string(),
     drops_generated_at: timestamp().nullable(),
     drops_claimed_by_log_id: z.number().int().nullable(),
+    drops_regenerate: z
+      .strictObject({ topic_codes: z.array(z.string()).nullable(), bypass_cache: z.boolean(), requested_at: z.string() })
+      .nullable()
+      .openapi({ description: 'a regenerate-drops request the next generate-drops run carries out; null when none is pending' }),
     created_at: timestamp(),
   })
   .openapi('Blueprint') satisfies z.ZodType<Serialized<ExamBlueprintRow>>;
