@@ -14,6 +14,9 @@ const putSchedule = (t: TestService, job: string, body: unknown, headers: Record
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
 
+/** A row as the API serves it: the table's columns, and the cron in words. */
+const described = (row: object | null | undefined) => ({ ...asJson(row), description: expect.any(String) });
+
 async function scheduleRow(t: TestService, job: string) {
   const [row] = await t.service.database.db.select().from(jobSchedule).where(eq(jobSchedule.job_name, job));
   return row;
@@ -50,7 +53,7 @@ describe('schedules API', () => {
     ]);
     for (const row of res.body) {
       expect(Object.keys(row).sort()).toEqual(
-        ['created_at', 'cron_expression', 'id', 'is_active', 'job_name', 'last_run_at', 'missed_policy', 'next_run_at', 'timezone', 'updated_at'].sort(),
+        ['created_at', 'cron_expression', 'description', 'id', 'is_active', 'job_name', 'last_run_at', 'missed_policy', 'next_run_at', 'timezone', 'updated_at'].sort(),
       );
       expect(row.next_run_at).toMatch(ISO);
       expect(row.created_at).toMatch(ISO);
@@ -68,14 +71,14 @@ describe('schedules API', () => {
     expect([dr.getUTCHours(), dr.getUTCMinutes(), dr.getUTCSeconds()]).toEqual([0, 0, 0]);
     expect(dr.getTime() - before).toBeLessThanOrEqual(24 * 3600_000);
     // The rows are the table's.
-    expect(res.body).toEqual(asJson(await t.service.database.db.select().from(jobSchedule).orderBy(jobSchedule.id)));
+    expect(res.body).toEqual((await t.service.database.db.select().from(jobSchedule).orderBy(jobSchedule.id)).map(described));
   });
 
   it('GET /api/jobs/schedules/:jobName returns that row; an unknown job is a 404', async () => {
     for (const job of JOBS) {
       const res = await call(t, `/api/jobs/schedules/${job}`);
       expect(res.status).toBe(200);
-      expect(res.body).toEqual(asJson(await scheduleRow(t, job)));
+      expect(res.body).toEqual(described(await scheduleRow(t, job)));
     }
     const missing = await call(t, '/api/jobs/schedules/no-such-job');
     expectError(missing, 404, /no-such-job/);
@@ -87,7 +90,7 @@ describe('schedules API', () => {
     const started = Date.now();
     const res = await putSchedule(t, 'extract-blueprints', { cron_expression: '*/15 * * * *' });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ job_name: 'extract-blueprints', cron_expression: '*/15 * * * *', is_active: true, timezone: 'UTC' });
+    expect(res.body).toMatchObject({ job_name: 'extract-blueprints', cron_expression: '*/15 * * * *', is_active: true, timezone: 'UTC', description: 'Every 15 minutes' });
     expect(res.body.next_run_at).toMatch(ISO);
     const next = new Date(res.body.next_run_at);
     expect(next.getTime()).toBeGreaterThan(started);
@@ -96,7 +99,7 @@ describe('schedules API', () => {
     expect([next.getUTCSeconds(), next.getUTCMilliseconds()]).toEqual([0, 0]);
     expect(new Date(res.body.updated_at).getTime()).toBeGreaterThan(before!.updated_at.getTime());
 
-    expect(res.body).toEqual(asJson(await scheduleRow(t, 'extract-blueprints')));
+    expect(res.body).toEqual(described(await scheduleRow(t, 'extract-blueprints')));
     expect(await bossSchedule(t, 'extract-blueprints')).toEqual([{ name: 'extract-blueprints', cron: '*/15 * * * *', timezone: 'UTC' }]);
     // The other job is untouched.
     expect(await bossSchedule(t, 'generate-drops')).toEqual([{ name: 'generate-drops', cron: '0 0 * * *', timezone: 'UTC' }]);
@@ -112,7 +115,7 @@ describe('schedules API', () => {
     expect([next.getUTCHours(), next.getUTCMinutes(), next.getUTCSeconds()]).toEqual([12, 0, 0]);
     expect(next.getTime()).toBeGreaterThan(started);
     expect(next.getTime() - started).toBeLessThanOrEqual(24 * 3600_000);
-    expect(res.body).toEqual(asJson(await scheduleRow(t, 'generate-drops')));
+    expect(res.body).toEqual(described(await scheduleRow(t, 'generate-drops')));
     expect(await bossSchedule(t, 'generate-drops')).toEqual([{ name: 'generate-drops', cron: '0 9 * * *', timezone: 'America/Sao_Paulo' }]);
 
     // Changing only the zone keeps the cron and moves the occurrence.
@@ -137,7 +140,7 @@ describe('schedules API', () => {
     const off = await putSchedule(t, 'generate-drops', { is_active: false });
     expect(off.status).toBe(200);
     expect(off.body).toMatchObject({ job_name: 'generate-drops', is_active: false, next_run_at: null, cron_expression: '30 1 * * *' });
-    expect(off.body).toEqual(asJson(await scheduleRow(t, 'generate-drops')));
+    expect(off.body).toEqual(described(await scheduleRow(t, 'generate-drops')));
     expect(await bossSchedule(t, 'generate-drops')).toEqual([]);
     expect(await bossSchedule(t, 'extract-blueprints')).toHaveLength(1);
 
@@ -154,7 +157,7 @@ describe('schedules API', () => {
     const next = new Date(on.body.next_run_at);
     expect(next.getTime()).toBeGreaterThan(started);
     expect([next.getUTCHours(), next.getUTCMinutes()]).toEqual([1, 30]);
-    expect(on.body).toEqual(asJson(await scheduleRow(t, 'generate-drops')));
+    expect(on.body).toEqual(described(await scheduleRow(t, 'generate-drops')));
     expect(await bossSchedule(t, 'generate-drops')).toEqual([{ name: 'generate-drops', cron: '30 1 * * *', timezone: 'UTC' }]);
   });
 

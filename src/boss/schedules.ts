@@ -1,10 +1,11 @@
 import { eq, sql } from 'drizzle-orm';
 import { fromDrizzle, type Db as IDatabase, type PgBoss, type Schedule } from 'pg-boss';
 import type { Db } from '../db/client.ts';
-import { jobSchedule, type JobScheduleRow, type MissedPolicy } from '../db/schema.ts';
+import { jobSchedule, type JobScheduleRow, type MissedPolicy, type ScheduleState } from '../db/schema.ts';
+import { latestScheduleState, recordScheduleChanges, sameState, stateOf, type ScheduleChange, type Tx } from '../db/schedule-changes.ts';
 import type { SchedulerEvents } from '../events.ts';
 import type { Logger } from '../logger.ts';
-import { cronProblem, nextOccurrence, timeZoneProblem } from './cron.ts';
+import { cronProblem, nextOccurrence, parserCron, timeZoneProblem } from './cron.ts';
 import type { CronPayload } from '../jobs/job.ts';
 import type { Registry } from '../jobs/registry.ts';
 
@@ -31,18 +32,22 @@ type Schedulable = Pick<JobScheduleRow, 'job_name' | 'cron_expression' | 'timezo
 
 export class ScheduleInputError extends Error {}
 
-const cronPayload = (row: Schedulable): CronPayload => ({ trigger: 'cron', cron: row.cron_expression, tz: row.timezone, scheduled_since: new Date().toISOString() });
+/** Who made an API change: the role of the bearer token (`api_token`), or `none` when the API runs without auth. */
+export type ScheduleActor = 'api_token' | 'none';
+
+// The payload carries the expression pg-boss holds (parserCron), which is what the runner reads occurrences of.
+const cronPayload = (row: Schedulable): CronPayload => ({ trigger: 'cron', cron: parserCron(row.cron_expression), tz: row.timezone, scheduled_since: new Date().toISOString() });
 
 /** Whether pg-boss already holds exactly what the row says. */
-function bossAgrees(current: Schedule | null, row: Schedulable): boolean {
+function bossAgrees(current: Schedule | null, row: Omit<Schedulable, 'job_name'>): boolean {
   if (!row.is_active) return current === null;
-  return current !== null && current.cron === row.cron_expression && current.timezone === row.timezone && (current.options?.missed ?? 'skip') === row.missed_policy;
+  return current !== null && current.cron === parserCron(row.cron_expression) && current.timezone === row.timezone && (current.options?.missed ?? 'skip') === row.missed_policy;
 }
 
 /** Writes the row into pg-boss through `db`, the caller's transaction. */
 async function applyToBoss(boss: PgBoss, row: Schedulable, db: IDatabase): Promise<void> {
   if (row.is_active) {
-    await boss.schedule(row.job_name, row.cron_expression, cronPayload(row), { tz: row.timezone, missed: row.missed_policy, db });
+    await boss.schedule(row.job_name, parserCron(row.cron_expression), cronPayload(row), { tz: row.timezone, missed: row.missed_policy, db });
   } else {
     await boss.unschedule(row.job_name, undefined, { db });
   }
@@ -69,13 +74,40 @@ export async function scheduleOf(db: Db, jobName: string): Promise<JobScheduleRo
   return row ?? null;
 }
 
-/** Inserts the registry's default rows that are missing; existing rows are never touched. */
+/**
+ * Inserts the registry's default rows that are missing; existing rows are never touched. Each row
+ * inserted is recorded as a `seed` change (instances starting together record it once: only the
+ * insert that wins returns it).
+ */
 export async function seedSchedules({ db, registry, defaultTimeZone }: SchedulesDeps): Promise<void> {
   const rows = [...registry.values()].map((job) => {
     const row = { job_name: job.name, cron_expression: job.defaultCron, timezone: defaultTimeZone, is_active: true };
     return { ...row, next_run_at: nextRunAt(row) };
   });
-  await db.insert(jobSchedule).values(rows).onConflictDoNothing({ target: jobSchedule.job_name });
+  await db.transaction(async (tx) => {
+    const inserted = await tx.insert(jobSchedule).values(rows).onConflictDoNothing({ target: jobSchedule.job_name }).returning();
+    await recordScheduleChanges(tx, inserted.map((row) => ({ job_name: row.job_name, before: null, after: stateOf(row), source: 'seed' })));
+  });
+}
+
+/** What pg-boss holds for a job, as a schedule state; null when it holds none and no history says what was paused. */
+function heldState(held: Schedule | null, recorded: ScheduleState | null): ScheduleState | null {
+  // The recorded state when pg-boss agrees with it: it keeps the spelling (`@midnight`) and, for a paused job, the cron.
+  if (recorded && bossAgrees(held, recorded)) return recorded;
+  if (!held) return null;
+  return { cron_expression: held.cron, timezone: held.timezone ?? 'UTC', is_active: true, missed_policy: held.options?.missed === 'once' ? 'once' : 'skip' };
+}
+
+/**
+ * A direct edit of job_schedule not yet in the history: the row is valid and differs from the latest
+ * recorded state. Changes already recorded (the API's, the seed's) are not recorded again when the
+ * sync hands them to pg-boss. `held` is what pg-boss holds, the change's `before`.
+ */
+async function tableEdit(tx: Tx, row: JobScheduleRow, held: Schedule | null): Promise<ScheduleChange | null> {
+  if (scheduleProblem(row)) return null;
+  const recorded = await latestScheduleState(tx, row.job_name);
+  if (recorded && sameState(recorded, stateOf(row))) return null;
+  return { job_name: row.job_name, before: heldState(held, recorded), after: stateOf(row), source: 'table' };
 }
 
 export type ScheduleSync = {
@@ -144,8 +176,11 @@ async function syncRow(deps: SchedulesDeps, jobName: string, report: Report): Pr
     if (next?.getTime() !== row.next_run_at?.getTime()) {
       await tx.update(jobSchedule).set({ next_run_at: next }).where(eq(jobSchedule.id, row.id));
     }
-    if (bossAgrees(await boss.getSchedule(jobName), row)) return null;
+    const held = await boss.getSchedule(jobName);
+    if (bossAgrees(held, row)) return null;
+    const change = await tableEdit(tx, row, held);
     await applyToBoss(boss, row, fromDrizzle(tx, sql));
+    if (change) await recordScheduleChanges(tx, [change]);
     return row;
   });
   if (!applied) return null;
@@ -155,11 +190,13 @@ async function syncRow(deps: SchedulesDeps, jobName: string, report: Report): Pr
 }
 
 /**
- * Applies an edit made through the API. The row and pg-boss change in one transaction, so they
- * never disagree after a response.
+ * Applies an edit made through the API. The row, pg-boss and the history change in one transaction,
+ * so they never disagree after a response. An edit that changes nothing touches nothing (no history).
+ * A direct table edit the sync has not picked up yet is recorded first, so the history has no gap.
  */
-export async function updateSchedule(deps: Pick<SchedulesDeps, 'db' | 'boss' | 'logger' | 'events'>, jobName: string, patch: SchedulePatch): Promise<JobScheduleRow> {
+export async function updateSchedule(deps: Pick<SchedulesDeps, 'db' | 'boss' | 'logger' | 'events'>, jobName: string, patch: SchedulePatch, actor: ScheduleActor): Promise<JobScheduleRow> {
   const { db, boss, logger } = deps;
+  let unchanged = false;
   const row = await db.transaction(async (tx) => {
     const [current] = await tx.select().from(jobSchedule).where(eq(jobSchedule.job_name, jobName)).for('update');
     if (!current) throw new ScheduleInputError(`no schedule for job "${jobName}"`);
@@ -171,15 +208,22 @@ export async function updateSchedule(deps: Pick<SchedulesDeps, 'db' | 'boss' | '
     };
     const problem = scheduleProblem(next);
     if (problem) throw new ScheduleInputError(problem);
+    if (sameState(next, stateOf(current))) {
+      unchanged = true;
+      return current;
+    }
 
+    const pending = await tableEdit(tx, current, await boss.getSchedule(jobName));
     const [updated] = await tx
       .update(jobSchedule)
       .set({ ...next, next_run_at: nextRunAt(next), updated_at: sql`now()` })
       .where(eq(jobSchedule.id, current.id))
       .returning();
     await applyToBoss(boss, updated!, fromDrizzle(tx, sql));
+    await recordScheduleChanges(tx, [...(pending ? [pending] : []), { job_name: jobName, before: stateOf(current), after: stateOf(updated!), source: 'api', actor }]);
     return updated!;
   });
+  if (unchanged) return row;
   logger.info({ job: jobName, cron: row.cron_expression, tz: row.timezone, active: row.is_active, missed: row.missed_policy }, `schedule of ${jobName} updated`);
   deps.events?.emit('schedule:changed', changed(row, 'api'));
   return row;

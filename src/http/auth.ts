@@ -8,6 +8,16 @@ export type Tokens = {
   readOnlyToken?: string;
 };
 
+/** Which token a request was let in with; unset when the API runs without API_TOKEN. */
+export type TokenRole = 'api_token' | 'api_token_readonly';
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    /** Set by requireBearer on success: what a write records as its actor. */
+    tokenRole: TokenRole;
+  }
+}
+
 /** Methods the read-only token may use: they change nothing. */
 const READ_METHODS = new Set(['GET', 'HEAD']);
 
@@ -28,6 +38,7 @@ export function requireBearer({ token, readOnlyToken }: Tokens): MiddlewareHandl
     if (!full && !READ_METHODS.has(c.req.method)) {
       return c.json({ error: `the read-only token (API_TOKEN_READONLY) may only read (GET); ${c.req.method} needs API_TOKEN` }, 403);
     }
+    c.set('tokenRole', full ? 'api_token' : 'api_token_readonly');
     await next();
   };
 }

@@ -6,7 +6,7 @@ import { z } from '@hono/zod-openapi';
  */
 
 /** Postgres text cannot hold NUL; refuse it here instead of failing in the database. */
-export const text = () => z.string().refine((s) => !s.includes('\u0000'), 'must not contain NUL (\\u0000) characters');
+export const text = (required?: string) => z.string(required).refine((s) => !s.includes('\u0000'), 'must not contain NUL (\\u0000) characters');
 
 /** A row as `c.json` sends it: its Dates become ISO strings. For `satisfies` checks, so a response schema cannot drift from its table. */
 export type Serialized<T> = { [K in keyof T]: T[K] extends Date ? string : T[K] extends Date | null ? string | null : T[K] };

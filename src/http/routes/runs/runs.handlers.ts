@@ -1,10 +1,12 @@
 import type { RouteHandler } from '@hono/zod-openapi';
+import { withDescription } from '../../../boss/cron-words.ts';
 import { createRunRequests } from '../../../boss/run-requests.ts';
 import { listSchedules } from '../../../boss/schedules.ts';
 import { countRuns, latestRun, latestRuns, listRuns, runById } from '../../../db/job-logs.ts';
 import type { JobPayload } from '../../../jobs/job.ts';
 import type { AppDeps } from '../../app.ts';
 import { knownJobOf } from '../../known-job.ts';
+import { negotiateLanguage } from '../../lib/language.ts';
 import type * as routes from './runs.routes.ts';
 
 export function runHandlers(deps: AppDeps) {
@@ -43,7 +45,8 @@ export function runHandlers(deps: AppDeps) {
 
   const status: RouteHandler<typeof routes.status> = async (c) => {
     const [schedules, latestLogs, logCount] = await Promise.all([listSchedules(db), latestRuns(db, [...registry.keys()]), countRuns(db)]);
-    return c.json({ schedules, latestLogs, totalLogs: logCount.total, totalLogsEstimated: logCount.estimated }, 200);
+    const language = negotiateLanguage(c);
+    return c.json({ schedules: schedules.map((row) => withDescription(row, language)), latestLogs, totalLogs: logCount.total, totalLogsEstimated: logCount.estimated }, 200);
   };
 
   return { run, list, get, latest, status };

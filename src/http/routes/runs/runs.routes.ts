@@ -4,7 +4,8 @@ import { type JobLogRow, RUN_STATUSES } from '../../../db/schema.ts';
 import { API_ERRORS, BEARER, errors, json, QUERY_400, WRITE_ERRORS } from '../../lib/contract.ts';
 import { IdParamSchema, JobNameParamSchema, JobPageQuerySchema, rowId, timestamp, type Serialized } from '../../lib/schemas.ts';
 import { noBody } from '../../lib/validation.ts';
-import { ScheduleSchema } from '../schedules/schedules.routes.ts';
+import { AcceptLanguageHeaderSchema } from '../../lib/language.ts';
+import { inLanguage, ScheduleSchema } from '../schedules/schedules.routes.ts';
 
 /** Runs: ask for one (a manual run), and read what ran (job_logs). */
 
@@ -126,5 +127,6 @@ export const status = createRoute({
   summary: 'Schedules, latest runs and the number of runs',
   description: 'Its cost does not grow with history: `totalLogs` is exact up to 10,000 rows, PostgreSQL\'s estimate above.',
   security: BEARER,
-  responses: { 200: json(StatusSchema, 'the summary'), ...API_ERRORS },
+  request: { headers: AcceptLanguageHeaderSchema },
+  responses: { 200: inLanguage(StatusSchema, 'the summary'), ...API_ERRORS },
 });
