@@ -1,12 +1,35 @@
-import { desc, eq } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, inArray, sql } from 'drizzle-orm';
 import type { Db } from './client.ts';
-import { harvestItems, type HarvestItemRow } from './schema.ts';
+import { examBlueprints, harvestItems, type HarvestItemRow } from './schema.ts';
 
 /** Reads and writes of harvest_items outside a run (a run claims them through claims.ts). */
 
-export async function createHarvestItem(db: Db, item: { title: string; content: string; source_url?: string | null }): Promise<HarvestItemRow> {
-  const [row] = await db.insert(harvestItems).values({ title: item.title, content: item.content, source_url: item.source_url ?? null }).returning();
-  return row!;
+/** The pool or a transaction: statements that an operation may run inside its own transaction. */
+export type Queryable = Pick<Db, 'select' | 'insert' | 'update' | 'delete' | 'execute'>;
+
+export type NewHarvestItem = { title: string; content: string; source_url?: string | null };
+
+export type HarvestItemWithBlueprint = HarvestItemRow & { blueprint_id: number | null };
+
+/**
+ * Inserts the items in one statement; an item whose source_url is already stored (or repeats one
+ * earlier in the same statement) is skipped by the unique index, so two concurrent inserts of one
+ * URL cannot both win. The rows come back in input order (ids are taken in that order).
+ */
+export async function insertHarvestItemsSkippingDuplicates(db: Queryable, items: NewHarvestItem[]): Promise<HarvestItemRow[]> {
+  const rows = await db
+    .insert(harvestItems)
+    .values(items.map((item) => ({ title: item.title, content: item.content, source_url: item.source_url ?? null })))
+    .onConflictDoNothing({ target: harvestItems.source_url })
+    .returning();
+  return rows.sort((a, b) => a.id - b.id);
+}
+
+/** The ids of the stored items with these source URLs. */
+export async function harvestItemIdsBySourceUrl(db: Queryable, urls: string[]): Promise<Map<string, number>> {
+  if (urls.length === 0) return new Map();
+  const rows = await db.select({ id: harvestItems.id, source_url: harvestItems.source_url }).from(harvestItems).where(inArray(harvestItems.source_url, urls));
+  return new Map(rows.map((row) => [row.source_url!, row.id]));
 }
 
 /** A page of items, newest first, of one status or of all. */
@@ -18,4 +41,34 @@ export function listHarvestItems(db: Db, { status, limit, offset }: { status?: H
     .orderBy(desc(harvestItems.id))
     .limit(limit)
     .offset(offset);
+}
+
+/** One item and its blueprint's id; `forUpdate` locks the item (a run's claim skips it meanwhile). */
+export async function harvestItemWithBlueprint(db: Queryable, id: number, { forUpdate = false } = {}): Promise<HarvestItemWithBlueprint | null> {
+  const query = db
+    .select({ ...getTableColumns(harvestItems), blueprint_id: examBlueprints.id })
+    .from(harvestItems)
+    .leftJoin(examBlueprints, eq(examBlueprints.harvest_item_id, harvestItems.id))
+    .where(eq(harvestItems.id, id));
+  const [row] = forUpdate ? await query.for('update', { of: harvestItems }) : await query;
+  return row ?? null;
+}
+
+export async function deleteHarvestItem(db: Queryable, id: number): Promise<void> {
+  await db.delete(harvestItems).where(eq(harvestItems.id, id));
+}
+
+/** BLUEPRINT_ERROR items back to PENDING, error cleared: one item (`id`) or all of them. Returns the ids moved. */
+export async function retryFailedHarvestItems(db: Queryable, id?: number): Promise<number[]> {
+  const rows = await db
+    .update(harvestItems)
+    .set({ status: 'PENDING', error_message: null, updated_at: sql`now()` })
+    .where(and(eq(harvestItems.status, 'BLUEPRINT_ERROR'), id === undefined ? undefined : eq(harvestItems.id, id)))
+    .returning({ id: harvestItems.id });
+  return rows.map((row) => row.id).sort((a, b) => a - b);
+}
+
+export async function harvestItemStatus(db: Queryable, id: number): Promise<HarvestItemRow['status'] | null> {
+  const [row] = await db.select({ status: harvestItems.status }).from(harvestItems).where(eq(harvestItems.id, id));
+  return row?.status ?? null;
 }

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { PIPELINE_QUEUE, type JobContext, type JobDefinition, type JobOutcome } from './job.ts';
-import { dropCache, examBlueprints, type BlueprintTopic, type ExamBlueprintRow } from '../db/schema.ts';
+import { dropCache, type BlueprintTopic, type ExamBlueprintRow } from '../db/schema.ts';
+import { markDropsGenerated } from '../db/blueprints.ts';
+import { replaceTopicDrops } from '../db/drops.ts';
 import { LlmItemError, type LlmSession } from '../llm/openai.ts';
 import { claimBlueprintsWithoutDrops, releaseClaims } from '../db/claims.ts';
 import { forEachBounded } from './for-each-bounded.ts';
@@ -26,7 +28,17 @@ export function dropCacheHash(blueprintId: number, topicCode: string): string {
   return createHash('sha256').update(`${blueprintId}:${topicCode}`).digest('hex');
 }
 
-type Tally = { topicsDone: number; cacheHits: number; blueprintsCompleted: number };
+type Tally = { topicsDone: number; cacheHits: number; cacheBypassed: number; blueprintsCompleted: number };
+
+/**
+ * The topics a run works on: all of them, or those a pending regenerate-drops request names (the
+ * others keep their drops as they are). Codes no longer in the blueprint are ignored.
+ */
+function topicsToWork(blueprint: ExamBlueprintRow): BlueprintTopic[] {
+  const codes = blueprint.drops_regenerate?.topic_codes;
+  if (!codes) return blueprint.topics;
+  return blueprint.topics.filter((topic) => codes.includes(topic.code));
+}
 
 const ITEM_NOUN = 'topics';
 
@@ -36,7 +48,7 @@ export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
   const blueprints = await claimBlueprintsWithoutDrops(db, logId, settings.dropsBatchSize);
   logger.info(`found ${blueprints.length} blueprints without drops`);
 
-  const tally: Tally = { topicsDone: 0, cacheHits: 0, blueprintsCompleted: 0 };
+  const tally: Tally = { topicsDone: 0, cacheHits: 0, cacheBypassed: 0, blueprintsCompleted: 0 };
   const failures = new ItemFailures();
   try {
     // One pool over the topics of every claimed blueprint, not one blueprint after the other: a
@@ -45,21 +57,23 @@ export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
     const left = new Map<number, { topics: number; failed: number }>();
     const work: Array<{ blueprint: ExamBlueprintRow; topic: BlueprintTopic }> = [];
     for (const blueprint of blueprints) {
-      if (blueprint.topics.length === 0) {
+      const topics = topicsToWork(blueprint);
+      if (topics.length === 0) {
         ctx.signal.throwIfAborted();
         await blueprintDone(ctx, blueprint, tally);
         continue;
       }
-      left.set(blueprint.id, { topics: blueprint.topics.length, failed: 0 });
-      for (const topic of blueprint.topics) work.push({ blueprint, topic });
+      left.set(blueprint.id, { topics: topics.length, failed: 0 });
+      for (const topic of topics) work.push({ blueprint, topic });
     }
     const progress = () => ctx.progress({ total: work.length, processed: tally.topicsDone, failed: failures.count });
     progress();
     await forEachBounded(work, settings.llmConcurrency, ctx.signal, async ({ blueprint, topic }, signal) => {
       const state = left.get(blueprint.id)!;
       try {
-        const hit = await topicDrops(ctx, llm, blueprint, topic, signal);
-        if (hit) tally.cacheHits += 1;
+        const source = await topicDrops(ctx, llm, blueprint, topic, signal);
+        if (source === 'cache') tally.cacheHits += 1;
+        if (source === 'replaced') tally.cacheBypassed += 1;
         tally.topicsDone += 1;
       } catch (error) {
         if (!(error instanceof LlmItemError)) throw error;
@@ -82,23 +96,29 @@ export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
     itemsProcessed: tally.topicsDone,
     itemsFailed: failures.count,
     failures: failures.list(),
-    metadata: { blueprints: blueprints.length, blueprints_completed: tally.blueprintsCompleted, cache_hits: tally.cacheHits },
+    metadata: { blueprints: blueprints.length, blueprints_completed: tally.blueprintsCompleted, cache_hits: tally.cacheHits, cache_bypassed: tally.cacheBypassed },
   };
 }
 
 async function blueprintDone(ctx: JobContext, blueprint: ExamBlueprintRow, tally: Tally): Promise<void> {
-  await ctx.db.update(examBlueprints).set({ drops_generated_at: sql`now()` }).where(eq(examBlueprints.id, blueprint.id));
+  await markDropsGenerated(ctx.db, blueprint.id);
   tally.blueprintsCompleted += 1;
   ctx.logger.info({ blueprintId: blueprint.id }, `all topics of blueprint id=${blueprint.id} have drops`);
 }
 
-/** Saves the drops of one topic; true when they came from the cache (no LLM call). */
-async function topicDrops(ctx: JobContext, llm: LlmSession, blueprint: ExamBlueprintRow, topic: BlueprintTopic, signal: AbortSignal): Promise<boolean> {
+/**
+ * Saves the drops of one topic: from the cache when it has them (no LLM call), else from the model.
+ * A regenerate request with bypass_cache asks the model anyway and replaces the topic's drops.
+ */
+async function topicDrops(ctx: JobContext, llm: LlmSession, blueprint: ExamBlueprintRow, topic: BlueprintTopic, signal: AbortSignal): Promise<'cache' | 'model' | 'replaced'> {
   const hash = dropCacheHash(blueprint.id, topic.code);
-  const [cached] = await ctx.db
-    .select({ payload: dropCache.payload })
-    .from(dropCache)
-    .where(and(eq(dropCache.blueprint_id, blueprint.id), eq(dropCache.hash, hash)));
+  const bypassCache = blueprint.drops_regenerate?.bypass_cache === true;
+  const [cached] = bypassCache
+    ? []
+    : await ctx.db
+        .select({ payload: dropCache.payload })
+        .from(dropCache)
+        .where(and(eq(dropCache.blueprint_id, blueprint.id), eq(dropCache.hash, hash)));
   const cachedPayload = cached ? DropsRulesSchema.safeParse(cached.payload) : undefined;
 
   let payload: DropsPayload;
@@ -118,6 +138,11 @@ async function topicDrops(ctx: JobContext, llm: LlmSession, blueprint: ExamBluep
     payload = data;
   }
 
+  if (bypassCache) {
+    const drops = payload.drops.map((drop) => ({ title: drop.title.trim(), content: drop.content.trim() }));
+    await replaceTopicDrops(ctx.db, { blueprintId: blueprint.id, topicCode: topic.code, cacheHash: hash, drops });
+    return 'replaced';
+  }
   const hit = Boolean(cachedPayload?.success);
   // One statement (one round trip, atomic): the cache entry (unless it came from there) and the drops.
   const rows = payload.drops.map((drop, i) => sql`(${blueprint.id}, ${topic.code}, ${drop.title.trim()}, ${drop.content.trim()}, ${i + 1})`);
@@ -134,7 +159,7 @@ async function topicDrops(ctx: JobContext, llm: LlmSession, blueprint: ExamBluep
         )
         ${insertDrops}`,
   );
-  return hit;
+  return hit ? 'cache' : 'model';
 }
 
 export const generateDropsJob: JobDefinition = {

@@ -5,5 +5,5 @@ import * as routes from './blueprints.routes.ts';
 
 export function blueprintsRouter(deps: { db: Db }) {
   const handlers = blueprintHandlers(deps);
-  return createRouter().openapi(routes.list, handlers.list).openapi(routes.get, handlers.get);
+  return createRouter().openapi(routes.list, handlers.list).openapi(routes.get, handlers.get).openapi(routes.regenerateDrops, handlers.regenerateDrops);
 }
