@@ -1,3 +1,4 @@
+import { createDstGapFiller, GAP_FILL_INTERVAL_MS } from './boss/dst-gaps.ts';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
@@ -118,6 +119,8 @@ export async function startService(env: Env, logger: Logger, registry = createRe
         const { scheduled, unscheduled } = await scheduleSync.reconcile();
         if (scheduled.length || unscheduled.length) logger.info({ scheduled, unscheduled }, 'job_schedule edited outside the API: pg-boss updated');
       }));
+      const dstGaps = createDstGapFiller({ boss, logger });
+      releasers.push(every(GAP_FILL_INTERVAL_MS, logger, 'DST gap filler', () => dstGaps.fill()));
       releasers.push(every(REAPER_INTERVAL_MS, logger, 'reaper', () => reaper.reap()));
       if (env.JOB_LOGS_RETENTION_DAYS > 0) {
         const retention = createLogRetention({ db: database.db, logger, retentionDays: env.JOB_LOGS_RETENTION_DAYS });
@@ -143,6 +146,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
       corsOrigins: env.CORS_ORIGINS,
       runRateLimitPerMinute: env.RUN_RATE_LIMIT_PER_MINUTE,
       metrics,
+      abortCancelled: (jobId) => runner.abortCancelled(jobId),
     });
     let metricsUrl = '';
     if (env.ROLE !== 'worker') {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cronProblem, nextOccurrence, previousOccurrence, timeZoneProblem } from '../src/boss/cron.ts';
+import { isPromised, pgBossFires, unfiredOccurrences } from '../src/boss/cron-dst.ts';
 
 /**
  * Cron validation and arithmetic as pure functions (no database, no pg-boss), as graphile-worker
@@ -62,7 +63,6 @@ describe('cronProblem', () => {
   it.each([
     ['5', 1, 'field'],
     ['* * *', 3, 'fields'],
-    ['@daily', 1, 'field'],
     ['', 0, 'fields'],
     ['   ', 0, 'fields'],
     ['0 0 1 1 * 2027 x', 7, 'fields'],
@@ -192,8 +192,8 @@ describe('nextOccurrence and previousOccurrence', () => {
         '2027-11-07T05:30:00.000Z', // 01:30 EDT, the first of the two
         '2027-11-08T06:30:00.000Z', // 01:30 EST
       ]);
-      // From inside the repeated hour (01:00 EST) the second 01:30 is still ahead.
-      expect(next('30 1 * * *', 'America/New_York', '2027-11-07T06:00:00Z')).toBe('2027-11-07T06:30:00.000Z');
+      // From inside the repeated hour (01:00 EST) the second 01:30 is a repeat: the next run is the next day's.
+      expect(next('30 1 * * *', 'America/New_York', '2027-11-07T06:00:00Z')).toBe('2027-11-08T06:30:00.000Z');
     });
 
     it('fall back, previousOccurrence: both 01:30s are occurrences', () => {
@@ -221,17 +221,19 @@ describe('nextOccurrence and previousOccurrence', () => {
       expect(runsOn('2027-11-07T03:59:59Z', '2027-11-08T05:00:00Z')).toBe(25);
     });
 
-    // Known bug, kept visible (it.fails turns red once fixed). pg-boss decides a cron schedule is due
-    // with cron-parser's prev() (timekeeper.ts readOccurrences), the same walk as previousOccurrence,
-    // while next_run_at (schedules.ts nextRunAt) comes from nextOccurrence, i.e. next(). On DST days
-    // the two walks disagree, so next_run_at names a run pg-boss will not start, or misses one it will.
-    it.fails('BUG: spring forward: next_run_at (03:30 EDT) is a run pg-boss never starts', () => {
+    // pg-boss decides what is due with prev() (timekeeper readOccurrences), which disagrees with the
+    // promised runs on these two days; test/cron-dst.test.ts proves the service closes the gap.
+    it('spring forward: next_run_at (03:30 EDT) is a run pg-boss alone would not start: the gap filler sends it', () => {
       const nextRun = nextOccurrence('30 2 * * *', 'America/New_York', new Date('2027-03-13T12:00:00Z'));
-      expect(previousOccurrence('30 2 * * *', 'America/New_York', nextRun)).toEqual(nextRun);
+      expect(nextRun.toISOString()).toBe('2027-03-14T07:30:00.000Z');
+      expect(pgBossFires('30 2 * * *', 'America/New_York', nextRun)).toBe(false);
+      expect(unfiredOccurrences('30 2 * * *', 'America/New_York', new Date('2027-03-14T07:30:20Z')).map((d) => d.toISOString())).toEqual(['2027-03-14T07:30:00.000Z']);
     });
 
-    it.fails('BUG: fall back: after the 01:30 EDT run, next_run_at skips the 01:30 EST run pg-boss starts', () => {
-      expect(next('30 1 * * *', 'America/New_York', '2027-11-07T05:30:00Z')).toBe('2027-11-07T06:30:00.000Z');
+    it('fall back: pg-boss fires the repeated 01:30 (EST); it is no promised run, so the runner skips it', () => {
+      expect(pgBossFires('30 1 * * *', 'America/New_York', new Date('2027-11-07T06:30:00Z'))).toBe(true);
+      expect(isPromised('30 1 * * *', 'America/New_York', new Date('2027-11-07T06:30:00Z'))).toBe(false);
+      expect(next('30 1 * * *', 'America/New_York', '2027-11-07T05:30:00Z')).toBe('2027-11-08T06:30:00.000Z');
     });
   });
 

@@ -23,7 +23,8 @@ type RunReaped = SchedulerEventMap['run:reaped'];
  *   succeeded in itemsProcessed and failed ones in itemsFailed, so that is itemsFailed > 0 and
  *   itemsProcessed = 0 (a run with nothing to do is a success);
  * - `success`: any other completed run: it closes the job's open failure alerts;
- * - null: a failure pg-boss retries (or a pending retry takes over): not yet a reason to alert.
+ * - null: a failure pg-boss retries (or a pending retry takes over): not yet a reason to alert; or
+ *   a run an operator cancelled (FAILED, neither retried nor dead-lettered): not a failure at all.
  */
 export function classifyRun(event: RunEnd): 'dead_lettered' | 'all_items_failed' | 'success' | null {
   if (event.status === 'FAILED') return event.deadLettered ? 'dead_lettered' : null;

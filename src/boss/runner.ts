@@ -2,15 +2,16 @@ import { hostname } from 'node:os';
 import type { JobResult, JobWithMetadata, PgBoss } from 'pg-boss';
 import { z } from 'zod';
 import type { Db } from '../db/client.ts';
-import { closeRuns, openRuns, type RunEnd } from '../db/job-logs.ts';
+import { closeCancelledRuns, closeRuns, openRuns, type RunEnd } from '../db/job-logs.ts';
 import { ConfigurationError } from '../errors.ts';
 import { noEvents, type SchedulerEventMap, type SchedulerEvents } from '../events.ts';
 import type { Llm, LlmSession, LlmUsage } from '../llm/openai.ts';
 import type { Logger } from '../logger.ts';
-import { TRIGGERS, type JobContext, type JobDefinition, type JobOutcome, type JobSettings, type Trigger } from '../jobs/job.ts';
-import { previousOccurrence } from './cron.ts';
+import { TRIGGERS, type CronPayload, type JobContext, type JobDefinition, type JobOutcome, type JobSettings, type Trigger } from '../jobs/job.ts';
+import { judgeCronJob } from './cron-occurrence.ts';
 import { failuresMetadata, ItemsConfigurationError, summarizeFailures } from '../jobs/failures.ts';
 import { recordRun } from './schedules.ts';
+import { CANCELLED_BY_OPERATOR, RunCancelledError, stoppedByCancel } from './cancel.ts';
 
 export type RunnerDeps = {
   db: Db;
@@ -29,14 +30,20 @@ export type RunnerDeps = {
 export const THIS_WORKER = `${hostname()}:${process.pid}`;
 
 const PayloadSchema = z
-  .object({ trigger: z.enum(TRIGGERS), cron: z.string().optional(), tz: z.string().optional(), scheduled_since: z.iso.datetime().optional() })
+  .object({
+    trigger: z.enum(TRIGGERS),
+    cron: z.string().optional(),
+    tz: z.string().optional(),
+    scheduled_since: z.iso.datetime().optional(),
+    occurrence: z.iso.datetime().optional(),
+  })
   .catch({ trigger: 'manual' });
 
-/** A cron job for an occurrence that came before its schedule was set (see CronPayload). */
-function occurrenceBeforeSchedule(payload: z.infer<typeof PayloadSchema>, createdOn: Date): Date | null {
-  if (payload.trigger !== 'cron' || !payload.cron || !payload.tz || !payload.scheduled_since) return null;
-  const occurrence = previousOccurrence(payload.cron, payload.tz, createdOn);
-  return occurrence < new Date(payload.scheduled_since) ? occurrence : null;
+/** The cron payload in a job's data, when a schedule sent it (see CronPayload). */
+function cronPayloadOf(payload: z.infer<typeof PayloadSchema>): CronPayload | null {
+  const { trigger, cron, tz, scheduled_since, occurrence } = payload;
+  if (trigger !== 'cron' || !cron || !tz || !scheduled_since) return null;
+  return { trigger, cron, tz, scheduled_since, ...(occurrence && { occurrence }) };
 }
 
 export class RunTimeoutError extends Error {}
@@ -51,11 +58,25 @@ export type Runner = {
   runBatch(def: JobDefinition, jobs: JobWithMetadata<unknown>[]): Promise<JobResult[]>;
   /** Waits for the runs in progress (each ends COMPLETED or FAILED) until the deadline. */
   drain(timeoutMs: number): Promise<void>;
+  /**
+   * Aborts this process's run of a pg-boss job the operator has just cancelled, at once: its log
+   * ends FAILED `cancelled by operator`. False when this process is not running it; the process
+   * that is notices within its heartbeat (the job's signal) and ends the run the same way.
+   */
+  abortCancelled(jobId: string): boolean;
 };
 
-type Run = { job: JobWithMetadata<unknown>; trigger: Trigger; attempt: number };
+/** `cron`: the occurrence a schedule's job is for, and whether it is a missed one sent on restart. */
+type Run = { job: JobWithMetadata<unknown>; trigger: Trigger; attempt: number; cron?: { occurrence: string; catch_up?: true } };
 /** What pg-boss is told about a failed run, and what its log and log line say about that. */
 type Fate = { status: JobResult['status']; note: string; output: Record<string, unknown>; metadata: Record<string, unknown> };
+
+/**
+ * A cancelled run: not retried, not dead-lettered. pg-boss holds its job `cancelled` already and
+ * settles nothing more (its settles are fenced to active jobs); `completed` is what we would want if
+ * it somehow did, so that what pg-boss does still matches `will_retry: false`.
+ */
+const CANCELLED: Fate = { status: 'completed', note: ' (not retried)', output: { cancelled: true }, metadata: { will_retry: false, cancelled: true } };
 /** How a run ended, ready for the closing update and for pg-boss. */
 type Ending = {
   logId: number;
@@ -76,13 +97,16 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
     const runs: Run[] = [];
     for (const job of jobs) {
       const payload = PayloadSchema.parse(job.data);
-      const stale = occurrenceBeforeSchedule(payload, job.createdOn);
-      if (stale) {
-        logger.info({ job: def.name, jobId: job.id }, `skipping ${def.name}: its ${stale.toISOString()} occurrence predates the schedule (set ${payload.scheduled_since})`);
-        skipped.push({ id: job.id, status: 'completed', output: { skipped: 'occurrence before the schedule was set' } });
-      } else {
-        runs.push({ job, trigger: payload.trigger, attempt: job.retryCount + 1 });
+      const cron = cronPayloadOf(payload);
+      const verdict = cron && judgeCronJob(cron, job.createdOn);
+      if (verdict && !verdict.run) {
+        logger.info({ job: def.name, jobId: job.id }, `skipping ${def.name}: ${verdict.reason}`);
+        skipped.push({ id: job.id, status: 'completed', output: { skipped: verdict.reason } });
+        continue;
       }
+      const occurrence = verdict && { occurrence: verdict.occurrence.toISOString(), ...(verdict.catchUp && { catch_up: true as const }) };
+      if (occurrence?.catch_up) logger.info({ job: def.name, jobId: job.id, occurrence: occurrence.occurrence }, `${def.name}: catch-up run for the missed ${occurrence.occurrence} occurrence (missed_policy once)`);
+      runs.push({ job, trigger: payload.trigger, attempt: job.retryCount + 1, ...(occurrence && { cron: occurrence }) });
     }
     if (runs.length === 0) return skipped;
 
@@ -110,8 +134,11 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
 
   /** Committed before any handler starts, so a crash leaves the rows for the reaper. */
   function openLogs(jobName: string, runs: Run[]): Promise<Map<string, number>> {
-    return openRuns(db, jobName, runs.map(({ job, trigger, attempt }) => ({ job_id: job.id, trigger, attempt, worker })));
+    return openRuns(db, jobName, runs.map(({ job, trigger, attempt, cron }) => ({ job_id: job.id, trigger, attempt, worker, ...cron })));
   }
+
+  /** The runs in progress in this process, by pg-boss job id: how abortCancelled reaches one. */
+  const running = new Map<string, (reason: unknown) => void>();
 
   /**
    * Runs one handler to its end; never throws: a failure is an Ending too. A run in a batch logs
@@ -144,6 +171,7 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
     const onJobAbort = () => abort(job.signal.reason);
     if (job.signal.aborted) onJobAbort();
     else job.signal.addEventListener('abort', onJobAbort, { once: true });
+    running.set(job.id, abort);
     const timer = setTimeout(() => abort(new RunTimeoutError(`timed out after ${job.expireInSeconds} s`)), budgetMs);
     const sessions: LlmSession[] = [];
     let usedLlm = false;
@@ -187,12 +215,15 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
       const metadata = metadataOf({ ...outcome.metadata, ...failuresMetadata(failures) });
       return { logId, status: 'COMPLETED', outcome, error, metadata, result: { id: job.id, status: 'completed' }, event: ended('COMPLETED', outcome, error, metadata) };
     } catch (error) {
-      const reason = signal.reason instanceof RunTimeoutError
-        ? signal.reason.message
-        : job.signal.aborted
-          ? `interrupted: ${abortReason(job.signal.reason)}`
-          : reasonOf(error, 'unknown error');
-      const fate = await fateOf(def, job, attempt, error);
+      const cancelled = await stoppedByCancel({ boss, logger }, def.name, job.id, signal);
+      const reason = cancelled
+        ? CANCELLED_BY_OPERATOR
+        : signal.reason instanceof RunTimeoutError
+          ? signal.reason.message
+          : job.signal.aborted
+            ? `interrupted: ${abortReason(job.signal.reason)}`
+            : reasonOf(error, 'unknown error');
+      const fate = cancelled ? CANCELLED : await fateOf(def, job, attempt, error);
       log().error({ reason, willRetry: fate.metadata.will_retry }, `job ${def.name} failed: ${reason}${fate.note}`);
       // A run refused item by item still counts the items it tried.
       const tried = error instanceof ItemsConfigurationError ? { itemsProcessed: 0, itemsFailed: error.failures.length } : null;
@@ -201,8 +232,10 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
     } finally {
       clearTimeout(timer);
       job.signal.removeEventListener('abort', onJobAbort);
+      running.delete(job.id);
     }
   }
+
 
   /**
    * What pg-boss will do with a failed run, decided here so that its log can say so truthfully:
@@ -246,7 +279,11 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
     }
   }
 
-  /** One update closes every log of the batch; a log the reaper already closed stays closed. */
+  /**
+   * One update closes every log of the batch; a log the reaper already closed stays closed, except
+   * a cancelled run's (the reaper may see its job cancelled before our heartbeat does, and would
+   * call it a lost worker): closeCancelledRuns says what happened instead.
+   */
   async function closeLogs(endings: Ending[]): Promise<void> {
     const ends: RunEnd[] = endings.map((e) => ({
       id: e.logId,
@@ -256,8 +293,10 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
       error_message: e.error,
       metadata: e.metadata,
     }));
+    const cancelled = ends.filter((end) => end.metadata.cancelled === true);
     try {
-      await closeRuns(db, ends);
+      if (cancelled.length < ends.length) await closeRuns(db, cancelled.length ? ends.filter((end) => !cancelled.includes(end)) : ends);
+      if (cancelled.length) await closeCancelledRuns(db, cancelled);
     } catch (error) {
       logger.error({ err: error, logIds: ends.map((v) => v.id) }, 'could not record how the runs ended; the reaper will close their logs');
       // pg-boss fails (and retries) the batch: a run whose end is not recorded is not done.
@@ -270,6 +309,11 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
     async drain(timeoutMs) {
       const deadline = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
       await Promise.race([Promise.allSettled([...inFlight]), deadline]);
+    },
+    abortCancelled(jobId) {
+      const abort = running.get(jobId);
+      abort?.(new RunCancelledError());
+      return abort !== undefined;
     },
   };
 }

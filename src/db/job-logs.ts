@@ -141,3 +141,42 @@ export async function runStartedSince(db: Pick<Db, 'select'>, jobName: string, s
   const [row] = await db.select({ id: jobLogs.id }).from(jobLogs).where(and(eq(jobLogs.job_name, jobName), gte(jobLogs.started_at, since))).limit(1);
   return Boolean(row);
 }
+
+/**
+ * Closes the rows of runs cancelled by an operator, as closeRuns does, and also over the reaper's
+ * close of the same run: the reaper can find the job cancelled before the run's own worker does
+ * (its heartbeat, up to heartbeatSeconds later) and would have called it a lost worker.
+ */
+export async function closeCancelledRuns(db: Db, ends: RunEnd[]): Promise<void> {
+  await db.execute(sql`
+    update job_logs as l
+    set status = v.status, ended_at = coalesce(l.ended_at, now()), items_processed = v.items_processed, items_failed = v.items_failed,
+        error_message = v.error_message, metadata = (l.metadata - 'reaped' - 'pgboss_state') || v.metadata
+    from jsonb_to_recordset(${JSON.stringify(ends)}::jsonb)
+      as v(id integer, status text, items_processed integer, items_failed integer, error_message text, metadata jsonb)
+    where l.id = v.id and (l.status = 'STARTED' or (l.metadata->>'reaped' = 'true' and l.metadata->>'pgboss_state' = 'cancelled'))`);
+}
+
+/** The newest row of each pg-boss job (its last attempt), by job id: one scan of job_logs_job_id_idx for the ids (uuids: no commas). */
+export async function latestRunIdsOf(db: Db, jobIds: string[]): Promise<Map<string, number>> {
+  if (jobIds.length === 0) return new Map();
+  const { rows } = await db.execute<{ job_id: string; id: number }>(sql`
+    select distinct on (job_id) job_id, id from job_logs
+    where job_id = any(string_to_array(${jobIds.join(',')}, ','))
+    order by job_id, id desc`);
+  return new Map(rows.map((row) => [row.job_id, row.id]));
+}
+
+/**
+ * A job cancelled while it waited to retry: its last attempt's log said `will_retry: true`, which is
+ * no longer so. Merges `patch` into that log's metadata when it is closed and says so; returns the
+ * log's id, or null when there was nothing to amend. Takes a transaction, to commit with the cancel.
+ */
+export async function amendWillRetry(db: Pick<Db, 'execute'>, jobId: string, patch: Record<string, unknown>): Promise<number | null> {
+  const { rows } = await db.execute<{ id: number }>(sql`
+    update job_logs set metadata = metadata || ${JSON.stringify({ ...patch, will_retry: false })}::jsonb
+    where id = (select id from job_logs where job_id = ${jobId} order by id desc limit 1)
+      and status <> 'STARTED' and metadata->'will_retry' = 'true'::jsonb
+    returning id`);
+  return rows[0]?.id ?? null;
+}

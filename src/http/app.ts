@@ -20,10 +20,12 @@ import { registerOpenApi } from './open-api.ts';
 import { rateLimitPerClient } from './rate-limit.ts';
 import { alertsRouter } from './routes/alerts/alerts.index.ts';
 import { blueprintsRouter } from './routes/blueprints/blueprints.index.ts';
+import { cronRouter } from './routes/cron/cron.index.ts';
 import { deadLettersRouter } from './routes/dead-letters/dead-letters.index.ts';
 import { dropsRouter } from './routes/drops/drops.index.ts';
 import { harvestItemsRouter } from './routes/harvest-items/harvest-items.index.ts';
 import { metricsRouter } from './routes/metrics/metrics.index.ts';
+import { queueRouter } from './routes/queue/queue.index.ts';
 import { rootRouter } from './routes/root/root.index.ts';
 import { runsRouter } from './routes/runs/runs.index.ts';
 import { schedulesRouter } from './routes/schedules/schedules.index.ts';
@@ -34,6 +36,8 @@ export type AppDeps = {
   boss: PgBoss;
   registry: Registry;
   logger: Logger;
+  /** SCHEDULER_TIMEZONE: the zone of a cron preview that names none. */
+  defaultTimeZone: string;
   /** Told of schedule edits made through the API (`schedule:changed`); none by default. */
   events?: SchedulerEvents;
   /** API_TOKEN: when set, every /api route needs it (or the read-only token for GET/HEAD). */
@@ -46,6 +50,8 @@ export type AppDeps = {
   runRateLimitPerMinute?: number;
   /** This instance's Prometheus metrics: served at /metrics, and told how long each request took. */
   metrics?: Pick<Metrics, 'scrape' | 'contentType' | 'observeHttpRequest'>;
+  /** This instance's runner: stops a run cancelled through the API at once when it runs here (Runner.abortCancelled). */
+  abortCancelled?: (jobId: string) => boolean;
 };
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -97,8 +103,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<BlankEnv> {
   const routers = [
     rootRouter(deps),
     schedulesRouter(deps),
+    cronRouter(deps),
     runsRouter(deps, runLimit),
     deadLettersRouter(deps),
+    queueRouter(deps),
     alertsRouter(deps),
     harvestItemsRouter(deps),
     blueprintsRouter(deps),

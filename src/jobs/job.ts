@@ -14,7 +14,14 @@ export type JobPayload = { trigger: Trigger };
  * schedule set at 10:00:30 to `0 10 * * *` would run at once; `scheduled_since` lets the runner
  * drop occurrences older than the schedule itself.
  */
-export type CronPayload = { trigger: 'cron'; cron: string; tz: string; scheduled_since: string };
+export type CronPayload = {
+  trigger: 'cron';
+  cron: string;
+  tz: string;
+  scheduled_since: string;
+  /** The occurrence it is for, set only by the DST gap filler (pg-boss's own sends leave it out). */
+  occurrence?: string;
+};
 
 export type JobSettings = {
   extractBatchSize: number;
