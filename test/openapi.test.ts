@@ -164,6 +164,8 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs in headless Chromium${hasChro
     const page = await context.newPage();
     // A step that cannot happen fails in seconds, naming its locator, instead of at the test's timeout.
     page.setDefaultTimeout(5_000);
+    // Loading the page is Chromium parsing a 1 MB bundle: seconds on a busy 2-core machine.
+    page.setDefaultNavigationTimeout(30_000);
     const requested: string[] = [];
     const problems: string[] = [];
     page.on('request', (request) => requested.push(request.url()));

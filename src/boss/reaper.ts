@@ -44,7 +44,7 @@ export function createReaper({ db, boss, logger, events = noEvents }: ReaperDeps
         const jobId = typeof log.metadata.job_id === 'string' ? log.metadata.job_id : undefined;
         const attempt = typeof log.metadata.attempt === 'number' ? log.metadata.attempt : undefined;
         const [job] = jobId ? await boss.findJobs(log.job_name, { id: jobId }).catch(() => []) : [];
-        if (job && job.state === 'active' && job.retryCount + 1 === attempt) {
+        if (job && ((job.state === 'active' && job.retryCount + 1 === attempt) || justCancelled(job, passStartedAt))) {
           oldestAlive = Math.min(oldestAlive, log.started_at.getTime());
           continue;
         }
@@ -66,6 +66,16 @@ export function createReaper({ db, boss, logger, events = noEvents }: ReaperDeps
       return { closed, released };
     },
   };
+}
+
+/**
+ * An operator cancelled the job moments ago: the instance running it stops it at its next heartbeat
+ * and logs `cancelled by operator`; closing it here first would call it a lost worker (and tell the
+ * run's end twice). Left alone for three heartbeats; a run still open after that has lost its worker.
+ */
+function justCancelled(job: Pick<JobWithMetadata, 'state' | 'completedOn' | 'heartbeatSeconds'>, now: number): boolean {
+  if (job.state !== 'cancelled' || !job.completedOn) return false;
+  return now - job.completedOn.getTime() < 3 * (job.heartbeatSeconds ?? 10) * 1000;
 }
 
 /**
