@@ -107,6 +107,8 @@ export const EnvSchema = z
     /** LLM calls in flight at once within one run (items of extract-blueprints, topics of generate-drops). */
     LLM_CONCURRENCY: int(4, 1, 64),
     DROPS_BATCH_SIZE: int(5, 1, 1000),
+    /** JSON `{ "<model>": { input, cached_input?, output } }` in USD per 1 M tokens, over the built-in prices (src/llm/prices.ts). */
+    LLM_PRICES_FILE: z.string().trim().min(1).optional(),
   })
   .transform(({ TZ, SCHEDULER_TIMEZONE, LOG_FORMAT, ...env }) => ({
     ...env,
