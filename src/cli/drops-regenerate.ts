@@ -1,12 +1,8 @@
 import { parseArgs } from 'node:util';
-import { createDb } from '../db/client.ts';
-import { runMigrations } from '../db/migrate.ts';
-import { openDatabase } from '../db/open.ts';
-import { parseEnv } from '../env.ts';
 import { CONFIGURATION_EXIT_CODE } from '../errors.ts';
-import { createLogger } from '../logger.ts';
 import { requestDropsRegeneration } from '../pipeline/regenerate-drops.ts';
 import { runCommand } from './command.ts';
+import { withDatabase } from './with-database.ts';
 
 const USAGE = 'usage: drops:regenerate -- <blueprintId> [--topics A,B] [--bypass-cache]';
 
@@ -23,20 +19,12 @@ async function main(argv: string[]): Promise<number> {
     console.error(`${args}\n${USAGE}`);
     return CONFIGURATION_EXIT_CODE;
   }
-  const env = parseEnv();
-  const logger = createLogger(env.LOG_LEVEL, process.stderr);
-  const opened = await openDatabase(env, logger);
-  const database = createDb(opened.url, { max: 2, applicationName: 'memodrops-scheduler:cli' });
-  try {
-    await runMigrations(database.pool);
-    const { topics } = await requestDropsRegeneration(database.db, args.blueprintId, { topicCodes: args.topicCodes, bypassCache: args.bypassCache });
+  return withDatabase(async (db) => {
+    const { topics } = await requestDropsRegeneration(db, args.blueprintId, { topicCodes: args.topicCodes, bypassCache: args.bypassCache });
     const how = args.bypassCache ? 'cache bypassed: new LLM calls, old drops replaced' : 'from the cache where it has them';
     console.log(`blueprint ${args.blueprintId}: ${topics} topic${topics === 1 ? '' : 's'} due for new drops on the next generate-drops run (${how})`);
     return 0;
-  } finally {
-    await database.close();
-    await opened.stop();
-  }
+  });
 }
 
 /** The parsed arguments, or what is wrong with them. */

@@ -1,11 +1,7 @@
-import { createDb } from '../db/client.ts';
-import { runMigrations } from '../db/migrate.ts';
-import { openDatabase } from '../db/open.ts';
-import { parseEnv } from '../env.ts';
 import { CONFIGURATION_EXIT_CODE } from '../errors.ts';
-import { createLogger } from '../logger.ts';
 import { retryAllFailedHarvestItems } from '../pipeline/harvest-items.ts';
 import { runCommand } from './command.ts';
+import { withDatabase } from './with-database.ts';
 
 /**
  * `npm run items:retry-failed`: every BLUEPRINT_ERROR harvest item back to PENDING (error cleared),
@@ -18,19 +14,11 @@ async function main(argv: string[]): Promise<number> {
     console.error('usage: items:retry-failed   (takes no arguments)');
     return CONFIGURATION_EXIT_CODE;
   }
-  const env = parseEnv();
-  const logger = createLogger(env.LOG_LEVEL, process.stderr);
-  const opened = await openDatabase(env, logger);
-  const database = createDb(opened.url, { max: 2, applicationName: 'memodrops-scheduler:cli' });
-  try {
-    await runMigrations(database.pool);
-    const ids = await retryAllFailedHarvestItems(database.db);
+  return withDatabase(async (db) => {
+    const ids = await retryAllFailedHarvestItems(db);
     console.log(ids.length === 0 ? 'no harvest items in BLUEPRINT_ERROR; nothing changed' : `${ids.length} harvest item${ids.length === 1 ? '' : 's'} back to PENDING: id${ids.length === 1 ? '' : 's'} ${ids.join(', ')}`);
     return 0;
-  } finally {
-    await database.close();
-    await opened.stop();
-  }
+  });
 }
 
 await runCommand('items:retry-failed', () => main(process.argv.slice(2)));
