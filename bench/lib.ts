@@ -315,3 +315,50 @@ export async function stopGracefully(proc: RunningProcess, graceMs: number): Pro
   if (forced) note(`${proc.name} did not stop within ${graceMs / 1000} s of SIGTERM: SIGKILL`);
   return code ?? signal;
 }
+
+// ---------------------------------------------------------------------------------------------
+// HTTP load (autocannon), for benchmarks that load routes of a running service
+
+type AutocannonRequest = { setupRequest?: (request: { path: string }) => { path: string } };
+type AutocannonOptions = { url: string; connections: number; duration?: number; amount?: number; timeout: number; requests?: AutocannonRequest[] };
+type AutocannonResult = { errors: number; timeouts: number; non2xx: number; duration: number; statusCodeStats: Record<string, { count: number }> };
+type AutocannonInstance = Promise<AutocannonResult> & {
+  on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTimeMs: number) => void): AutocannonInstance;
+};
+
+export type LoadRun = { p50: number; p99: number; max: number; rps: number; ok: number; non2xx: number; errors: number; timeouts: number; codes: string };
+
+/**
+ * One closed-loop autocannon run of `connections` keep-alive connections for `durationS` against
+ * `base` + `path` (a string, or a function called for every request, e.g. to vary an id). Latency
+ * is per response, sub-millisecond, of 2xx answers only; the others are counted.
+ */
+export async function loadRoute(base: string, path: string | (() => string), { connections, durationS, timeoutS = 120 }: { connections: number; durationS: number; timeoutS?: number }): Promise<LoadRun> {
+  // @ts-ignore -- autocannon ships no type declarations; the part used is typed above.
+  const autocannon = (await import('autocannon')).default as (options: AutocannonOptions) => AutocannonInstance;
+  const latencies: number[] = [];
+  const instance = autocannon({
+    url: base + (typeof path === 'string' ? path : path()),
+    connections,
+    duration: durationS,
+    timeout: timeoutS,
+    ...(typeof path === 'function' && { requests: [{ setupRequest: (request) => ({ ...request, path: path() }) }] }),
+  });
+  instance.on('response', (_client, statusCode, _bytes, ms) => {
+    if (statusCode >= 200 && statusCode < 300) latencies.push(ms);
+  });
+  const result = await instance;
+  const codes = Object.entries(result.statusCodeStats).map(([code, { count }]) => `${code}×${count}`).join(' ');
+  return {
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    // Not max(): Math.max(...values) overflows the stack beyond ~100 k values.
+    max: latencies.length ? latencies.reduce((a, b) => (b > a ? b : a)) : Number.NaN,
+    rps: latencies.length / result.duration,
+    ok: latencies.length,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    codes: codes || 'none',
+  };
+}

@@ -26,6 +26,7 @@ const FIGURES: Record<string, string[]> = {
   connections: ['bench/connections.ts'], // PostgreSQL connections per instance, idle and busy, per ROLE
   pgbouncer: ['bench/pgbouncer.ts'], // run pickup and cron lateness behind PgBouncer (skips without it)
   metrics: ['bench/metrics-scrape.ts'], // GET /metrics scrape cost with 1 M job_logs rows and a 100 k backlog
+  b8: ['bench/data-at-scale.ts'], // claims and read routes at 10 k vs 1 M items / 100 k blueprints / 5 M drops
 };
 
 const asked = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
