@@ -1,10 +1,12 @@
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
   boolean,
   check,
   index,
   integer,
   jsonb,
+  numeric,
   pgTable,
   primaryKey,
   text,
@@ -17,6 +19,11 @@ import {
  * shapes of the design document as they are. pg-boss keeps its own schema (`pgboss`).
  */
 
+/** The SQL list of a check constraint: `'a', 'b'`. */
+const inList = (values: readonly string[]) => sql.raw(values.map((v) => `'${v}'`).join(', '));
+
+/** A cost in USD: exact decimals (sums do not drift), read as a number. */
+const usd = (name: string) => numeric(name, { precision: 14, scale: 8, mode: 'number' });
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
 
@@ -138,9 +145,19 @@ export const examBlueprints = pgTable(
     drops_claimed_by_log_id: integer('drops_claimed_by_log_id'),
     /** Set by a regenerate-drops request until the run that carries it out: which topics (null: all) and whether to skip the cache. */
     drops_regenerate: jsonb('drops_regenerate').$type<DropsRegenerate | null>(),
+    /** The version of the prompt it was made with (null: made before prompts had versions). */
+    prompt_version: text('prompt_version'),
+    /** What its LLM calls cost, retries and re-asks included; null when the model had no price. */
+    cost_usd: usd('cost_usd'),
     created_at: createdAt(),
   },
-  (t) => [index('exam_blueprints_pending_drops_idx').on(t.id).where(sql`drops_generated_at is null`)],
+  (t) => [
+    index('exam_blueprints_pending_drops_idx').on(t.id).where(sql`drops_generated_at is null`),
+    // A run's claimed blueprints, for releaseClaims (every generate-drops run) and the reaper's
+    // releaseOrphanedClaims (every pass): without it both read the whole table (BENCHMARKS.md B8).
+    // Partial: only the few blueprints claimed at a time are in it.
+    index('exam_blueprints_drops_claimed_idx').on(t.drops_claimed_by_log_id).where(sql`drops_claimed_by_log_id is not null`),
+  ],
 );
 
 export const drops = pgTable(
@@ -154,6 +171,11 @@ export const drops = pgTable(
     title: text('title').notNull(),
     content: text('content').notNull(),
     position: integer('position').notNull(),
+    /** Model and prompt version it was made with; null for drops made before they were recorded. */
+    model: text('model'),
+    prompt_version: text('prompt_version'),
+    /** Its share of its topic's LLM calls; 0 when it came from the cache, null when the model had no price. */
+    cost_usd: usd('cost_usd'),
     created_at: createdAt(),
   },
   (t) => [uniqueIndex('drops_blueprint_topic_position_key').on(t.blueprint_id, t.topic_code, t.position)],
@@ -168,9 +190,53 @@ export const dropCache = pgTable(
       .references(() => examBlueprints.id, { onDelete: 'cascade' }),
     hash: text('hash').notNull(),
     payload: jsonb('payload').notNull(),
+    /** What made the payload: the key stays SHA-256 of `blueprint_id:topic_code`, so a new prompt does not invalidate it. */
+    model: text('model'),
+    prompt_version: text('prompt_version'),
+    cost_usd: usd('cost_usd'),
     created_at: createdAt(),
   },
   (t) => [uniqueIndex('drop_cache_blueprint_hash_key').on(t.blueprint_id, t.hash)],
+);
+
+/** How an LLM call (one HTTP attempt) ended: answered and usable, retried (transient), unusable answer, refused or failed, aborted. */
+export const LLM_CALL_OUTCOMES = ['ok', 'retry', 'bad_output', 'error', 'aborted'] as const;
+export type LlmCallOutcome = (typeof LLM_CALL_OUTCOMES)[number];
+
+/**
+ * The ledger: every HTTP attempt to the model, retries and re-asks included, with its tokens and
+ * cost. Written in batches by the runs (src/llm), read by the usage route and, later, the budgets.
+ */
+export const llmCalls = pgTable(
+  'llm_calls',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    /** When the attempt started. */
+    at: timestamp('at', { withTimezone: true }).notNull(),
+    /** The run (job_logs.id); null for a call made outside a run. */
+    log_id: integer('log_id'),
+    job_name: text('job_name').notNull(),
+    /** What it was for: `{ harvest_item_id }` or `{ blueprint_id, topic_code }`. */
+    item: jsonb('item').$type<Record<string, string | number>>(),
+    model: text('model').notNull(),
+    prompt_version: text('prompt_version'),
+    prompt_tokens: integer('prompt_tokens').notNull().default(0),
+    /** Part of prompt_tokens served from the provider's prompt cache. */
+    cached_prompt_tokens: integer('cached_prompt_tokens').notNull().default(0),
+    completion_tokens: integer('completion_tokens').notNull().default(0),
+    latency_ms: integer('latency_ms').notNull(),
+    outcome: text('outcome', { enum: LLM_CALL_OUTCOMES }).notNull(),
+    /** The HTTP status, when an answer came back. */
+    http_status: integer('http_status'),
+    /** Null when the model has no price (src/llm/prices.ts). */
+    cost_usd: usd('cost_usd'),
+  },
+  (t) => [
+    index('llm_calls_at_idx').on(t.at),
+    index('llm_calls_job_at_idx').on(t.job_name, t.at),
+    index('llm_calls_log_id_idx').on(t.log_id),
+    check('llm_calls_outcome_check', sql`${t.outcome} in (${inList(LLM_CALL_OUTCOMES)})`),
+  ],
 );
 
 /** Manual runs requested with an `Idempotency-Key`: the same key for the same job gives the same run. */
@@ -199,7 +265,6 @@ export type AlertKind = (typeof ALERT_KINDS)[number];
 export const ALERT_DELIVERY_STATUSES = ['pending', 'delivered', 'failed'] as const;
 export type AlertDeliveryStatus = (typeof ALERT_DELIVERY_STATUSES)[number];
 
-const inList = (values: readonly string[]) => sql.raw(values.map((v) => `'${v}'`).join(', '));
 
 /**
  * One row per (job, failure kind), shared by every instance: `open` from the alert that opened it
@@ -257,4 +322,5 @@ export type HarvestItemRow = typeof harvestItems.$inferSelect;
 export type ExamBlueprintRow = typeof examBlueprints.$inferSelect;
 export type DropRow = typeof drops.$inferSelect;
 export type AlertRow = typeof alerts.$inferSelect;
+export type LlmCallRow = typeof llmCalls.$inferSelect;
 export type JobScheduleChangeRow = typeof jobScheduleChanges.$inferSelect;

@@ -23,6 +23,8 @@ const BlueprintSchema = z
       .strictObject({ topic_codes: z.array(z.string()).nullable(), bypass_cache: z.boolean(), requested_at: z.string() })
       .nullable()
       .openapi({ description: 'a regenerate-drops request the next generate-drops run carries out; null when none is pending' }),
+    prompt_version: z.string().nullable().openapi({ description: 'the version of the extraction prompt it was made with (null: before prompts had versions)' }),
+    cost_usd: z.number().nullable().openapi({ description: "what its LLM calls cost in USD, retries and re-asks included; null when the model had no price or it was made before costs were recorded" }),
     created_at: timestamp(),
   })
   .openapi('Blueprint') satisfies z.ZodType<Serialized<ExamBlueprintRow>>;

@@ -13,6 +13,9 @@ const DropSchema = z
     title: z.string(),
     content: z.string(),
     position: z.number().int(),
+    model: z.string().nullable().openapi({ description: 'the model that wrote it (null: made before this was recorded)' }),
+    prompt_version: z.string().nullable().openapi({ description: 'the version of the drops prompt it was made with' }),
+    cost_usd: z.number().nullable().openapi({ description: "its share of its topic's LLM calls in USD; 0 when it came from the cache; null when the model had no price" }),
     created_at: timestamp(),
   })
   .openapi('Drop') satisfies z.ZodType<Serialized<DropRow>>;
