@@ -69,14 +69,18 @@ export function isPromised(expression: string, tz: string, occurrence: Date): bo
   return false;
 }
 
+/** The promised occurrences after `from`, in order: one walk of one chain, however many are read. */
+export function* promisedAfter(expression: string, tz: string, from: Date): Generator<Date, never> {
+  const chain = clockChangedBefore(tz, from) ? chainBefore(expression, tz, from) : parse(expression, tz, from);
+  for (;;) {
+    const at = chain.next().toDate();
+    if (at > from && isPromised(expression, tz, at)) yield at;
+  }
+}
+
 /** The first promised occurrence after `from`. */
 export function nextPromised(expression: string, tz: string, from: Date): Date {
-  const chain = clockChangedBefore(tz, from) ? chainBefore(expression, tz, from) : parse(expression, tz, from);
-  for (let step = 0; step < MAX_STEPS; step += 1) {
-    const at = chain.next().toDate();
-    if (at > from && isPromised(expression, tz, at)) return at;
-  }
-  return parse(expression, tz, from).next().toDate();
+  return promisedAfter(expression, tz, from).next().value;
 }
 
 /** How far back a pass of the gap filler looks: past two of its passes, so a late pass misses nothing. */
@@ -88,7 +92,8 @@ export const GAP_WINDOW_MS = 75_000;
  */
 export function unfiredOccurrences(expression: string, tz: string, now: Date): Date[] {
   const due: Date[] = [];
-  for (let at = nextPromised(expression, tz, new Date(now.getTime() - GAP_WINDOW_MS)); at <= now; at = nextPromised(expression, tz, at)) {
+  for (const at of promisedAfter(expression, tz, new Date(now.getTime() - GAP_WINDOW_MS))) {
+    if (at > now) break;
     if (!pgBossFires(expression, tz, at)) due.push(at);
   }
   return due;

@@ -1,5 +1,5 @@
 import { CronExpressionParser } from 'cron-parser';
-import { nextPromised } from './cron-dst.ts';
+import { nextPromised, promisedAfter } from './cron-dst.ts';
 import { isValidTimeZone } from '../time-zone.ts';
 
 const FIELDS = 'minute hour day-of-month month day-of-week';
@@ -57,6 +57,11 @@ export function timeZoneProblem(tz: string): string | null {
  */
 export function nextOccurrence(expression: string, tz: string, from = new Date()): Date {
   return nextPromised(parserCron(expression), tz, from);
+}
+
+/** The runs after `from`, in order, as nextOccurrence would give them one by one, in one walk. */
+export function nextOccurrences(expression: string, tz: string, from: Date): Generator<Date, never> {
+  return promisedAfter(parserCron(expression), tz, from);
 }
 
 /** The latest occurrence at or before `at`. */
