@@ -4,7 +4,10 @@ import { createRunner, type Runner } from './boss/runner.ts';
 import type { Db } from './db/client.ts';
 import type { Env } from './env.ts';
 import type { SchedulerEvents } from './events.ts';
+import { insertLlmCalls } from './db/llm-calls.ts';
+import { createLedger } from './llm/ledger.ts';
 import { createLlm } from './llm/openai.ts';
+import { loadPrices, type Prices } from './llm/prices.ts';
 import type { Logger } from './logger.ts';
 
 /**
@@ -12,14 +15,28 @@ import type { Logger } from './logger.ts';
  * entry points call these and never map variables themselves.
  */
 
-/** The runner every run goes through. */
-export function createJobRunner(env: Env, db: Db, boss: PgBoss, logger: Logger, events: SchedulerEvents): Runner {
+/**
+ * The price table, loaded once at startup: a bad LLM_PRICES_FILE is a ConfigurationError (exit 2);
+ * a model with no price is warned about once, since its calls will record no cost.
+ */
+export function loadPricesFromEnv(env: Pick<Env, 'LLM_PRICES_FILE' | 'OPENAI_MODEL'>, logger: Logger): Prices {
+  const prices = loadPrices(env.LLM_PRICES_FILE);
+  if (!prices.of(env.OPENAI_MODEL)) {
+    logger.warn({ model: env.OPENAI_MODEL, prices: prices.source }, `OPENAI_MODEL ${env.OPENAI_MODEL} has no price: its LLM calls record tokens with cost_usd null; set LLM_PRICES_FILE`);
+  }
+  return prices;
+}
+
+/** The runner every run goes through; its LLM calls are recorded in the ledger (llm_calls). */
+export function createJobRunner(env: Env, db: Db, boss: PgBoss, logger: Logger, events: SchedulerEvents, prices: Prices): Runner {
   return createRunner({
     db,
     boss,
     events,
     llm: createLlm({
       events,
+      prices,
+      ledger: createLedger({ write: (records) => insertLlmCalls(db, records), logger }),
       apiKey: env.OPENAI_API_KEY,
       baseURL: env.OPENAI_BASE_URL,
       model: env.OPENAI_MODEL,

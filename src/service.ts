@@ -11,7 +11,7 @@ import { createScheduleSync, seedSchedules, type SchedulesDeps } from './boss/sc
 import { registerWorkers } from './boss/workers.ts';
 import pg from 'pg';
 import { createDb, type Database } from './db/client.ts';
-import { createBossFromEnv, createJobRunner } from './composition.ts';
+import { createBossFromEnv, createJobRunner, loadPricesFromEnv } from './composition.ts';
 import { createLogRetention } from './db/log-retention.ts';
 import { requireListenNotify } from './db/listen-notify.ts';
 import { openDatabase } from './db/open.ts';
@@ -20,6 +20,7 @@ import type { Env } from './env.ts';
 import { ConfigurationError } from './errors.ts';
 import { createEvents, type SchedulerEvents } from './events.ts';
 import { createApp } from './http/app.ts';
+import { estimateSettingsOf } from './jobs/estimate.ts';
 import { createMetricsApp } from './http/metrics-app.ts';
 import { createMetrics } from './metrics/registry.ts';
 import { checkLlmBudget } from './llm/budget.ts';
@@ -51,6 +52,7 @@ const LOG_RETENTION_INTERVAL_MS = 3_600_000;
 export async function startService(env: Env, logger: Logger, registry = createRegistry()): Promise<Service> {
   // Before anything is opened: an LLM call that could outlast half a job's expiry is a config error.
   checkLlmBudget(env, registry.values());
+  const prices = loadPricesFromEnv(env, logger);
   const releasers: Array<() => Promise<void> | void> = [];
   const release = async () => {
     for (const fn of releasers.reverse().splice(0)) {
@@ -86,7 +88,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
     // Released after pg-boss (below) has drained the runs, so runs ending during a stop still raise theirs.
     const alerts = await startAlerts({ env, db: database.db, boss, registry, events, logger, baseUrl: () => env.PUBLIC_URL ?? url });
     if (alerts) releasers.push(() => alerts.stop());
-    const runner = createJobRunner(env, database.db, boss, logger, events);
+    const runner = createJobRunner(env, database.db, boss, logger, events, prices);
     releasers.push(async () => {
       // pg-boss waits for running handlers up to the timeout, then fails them (they are retried).
       await boss.stop({ graceful: true, timeout: env.SHUTDOWN_TIMEOUT_SECONDS * 1000 });
@@ -147,6 +149,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
       runRateLimitPerMinute: env.RUN_RATE_LIMIT_PER_MINUTE,
       metrics,
       abortCancelled: (jobId) => runner.abortCancelled(jobId),
+      estimate: estimateSettingsOf(env, prices),
     });
     let metricsUrl = '';
     if (env.ROLE !== 'worker') {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { countPromptTokens, encodingOf, loadEncoding, type Encoding, type EncodingName } from '../src/llm/estimate-tokens.ts';
 
 /** What the fake answers to one chat.completions request. */
 export type FakeReply =
@@ -40,10 +41,26 @@ const noResponder: Responder = () => ({
   body: { error: { message: 'no responder set', type: 'server_error', code: null } },
 });
 
+export type FakeOpenAIOptions = {
+  /**
+   * 'tokenizer': `usage` is counted with the model's real tokenizer by the estimate's rule
+   * (src/llm/estimate-tokens.ts: messages with their framing, plus response_format's JSON), and
+   * completion tokens over the answer's content. The same rule on both sides makes a comparison
+   * with the estimate a check of plumbing and of the prompt builders, not of OpenAI's real
+   * overhead. Default 'rough': about 4 characters a token.
+   */
+  usage?: 'rough' | 'tokenizer';
+};
+
 /** Starts an HTTP server on 127.0.0.1 that speaks enough of the Chat Completions API for the openai SDK. */
-export async function startFakeOpenAI(): Promise<FakeOpenAI> {
+export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOpenAI> {
   const requests: FakeRequest[] = [];
   let responder: Responder = noResponder;
+  // Loaded up front so counting stays synchronous; both encodings, since the model is per request.
+  const encodings = new Map<EncodingName, Encoding>();
+  if (options.usage === 'tokenizer') {
+    for (const name of ['o200k_base', 'cl100k_base'] as const) encodings.set(name, await loadEncoding(name));
+  }
 
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
@@ -105,8 +122,11 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
       if ('finishReason' in reply) finishReason = reply.finishReason;
     }
 
-    const promptTokens = tokens(request.messages.map((m) => m.content).join('\n')) + 3 * request.messages.length + 3;
-    const completionTokens = tokens(content ?? refusal ?? '');
+    const encoding = encodings.get(encodingOf(request.model).name);
+    const promptTokens = encoding
+      ? countPromptTokens(encoding, request.messages, body?.response_format)
+      : tokens(request.messages.map((m) => m.content).join('\n')) + 3 * request.messages.length + 3;
+    const completionTokens = encoding ? encoding.count(content ?? refusal ?? '') : tokens(content ?? refusal ?? '');
     sendJson(res, 200, {
       id: `chatcmpl-${randomBytes(12).toString('base64url')}`,
       object: 'chat.completion',

@@ -115,6 +115,8 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
       try {
         const batched = runs.length > 1;
         const endings = await Promise.all(runs.map((run) => runOne(def, run, logIds.get(run.job.id)!, batched)));
+        // The ledger's calls of these runs are written before their logs close (never throws).
+        if (endings.some((ending) => ending.metadata.llm)) await llm.flush();
         await closeLogs(endings);
         // Told once the logs say so, so a listener that reads job_logs finds the run closed.
         for (const ending of endings) events.emit('run:end', ending.event);
@@ -175,7 +177,7 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
     const timer = setTimeout(() => abort(new RunTimeoutError(`timed out after ${job.expireInSeconds} s`)), budgetMs);
     const sessions: LlmSession[] = [];
     let usedLlm = false;
-    const trackedLlm: Llm = { model: llm.model, session: () => { usedLlm = true; const s = llm.session({ job: def.name }); sessions.push(s); return s; } };
+    const trackedLlm: Llm = { model: llm.model, flush: llm.flush, session: () => { usedLlm = true; const s = llm.session({ job: def.name, logId }); sessions.push(s); return s; } };
     // LLM usage only for a run that asked for the model client (0 calls when it was unavailable): a
     // no-LLM run's log stays small, and its closing update stays on the row's page (drizzle/0003).
     const metadataOf = (extra: object | undefined) => ({
@@ -318,11 +320,19 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
   };
 }
 
+/** The sessions' usage added up; cost_usd is null when the model has no price (or no session was opened). */
 function sumUsage(sessions: LlmSession[]): LlmUsage {
-  const total: LlmUsage = { calls: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+  const total: LlmUsage = { calls: 0, prompt_tokens: 0, cached_prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost_usd: null };
   for (const { usage } of sessions) {
-    for (const key of Object.keys(total) as (keyof LlmUsage)[]) total[key] += usage[key];
+    total.calls += usage.calls;
+    total.prompt_tokens += usage.prompt_tokens;
+    total.cached_prompt_tokens += usage.cached_prompt_tokens;
+    total.completion_tokens += usage.completion_tokens;
+    total.total_tokens += usage.total_tokens;
+    if (usage.cost_usd !== null) total.cost_usd = (total.cost_usd ?? 0) + usage.cost_usd;
   }
+  // As the ledger stores it (numeric(14, 8)), so the log equals the sum of its ledger rows.
+  if (total.cost_usd !== null) total.cost_usd = Math.round(total.cost_usd * 1e8) / 1e8;
   return total;
 }
 

@@ -15,7 +15,7 @@ import { CONFIGURATION_EXIT_CODE } from '../errors.ts';
 import { createEvents } from '../events.ts';
 import { checkLlmBudget } from '../llm/budget.ts';
 import { createLogger } from '../logger.ts';
-import { createBossFromEnv, createJobRunner } from '../composition.ts';
+import { createBossFromEnv, createJobRunner, loadPricesFromEnv } from '../composition.ts';
 import { runCommand } from './command.ts';
 import { createProgressBar } from './progress-bar.ts';
 
@@ -40,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
   // Logs on stderr; stdout is the one-line summary, and on a terminal the items' progress bar.
   const bar = createProgressBar(def.itemNoun ?? 'items');
   const logger = createLogger(env.LOG_LEVEL, bar?.logs ?? process.stderr);
+  const prices = loadPricesFromEnv(env, logger);
   const opened = await openDatabase(env, logger);
   // As in the service: a pooler that drops notifications would leave our worker waiting for its poll.
   if (env.USE_LISTEN_NOTIFY) await requireListenNotify(opened.url, logger).catch(async (error) => {
@@ -66,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
       if (bar) events.on('run:progress', (event) => {
         if (event.jobId === jobId) bar.update(event);
       });
-      const runner = createJobRunner(env, database.db, boss, logger, events);
+      const runner = createJobRunner(env, database.db, boss, logger, events, prices);
       await workThroughRunner(boss, def, runner, { batchSize: 1, localConcurrency: 1, pollingIntervalSeconds: 0.5 });
     };
     // A running service's workers would race ours for the job, and whichever won would run it with

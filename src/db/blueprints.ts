@@ -30,3 +30,9 @@ export async function markDropsRegenerate(db: Queryable, id: number, request: Dr
 export async function markDropsGenerated(db: Queryable, id: number): Promise<void> {
   await db.update(examBlueprints).set({ drops_generated_at: sql`now()`, drops_regenerate: null }).where(eq(examBlueprints.id, id));
 }
+
+/** Blueprints made with a prompt other than `version`; those made before versions (null) count too. */
+export async function countBlueprintsNotOfPrompt(db: Queryable, version: string): Promise<number> {
+  const { rows } = await db.execute<{ n: number }>(sql`select count(*)::int as n from exam_blueprints where prompt_version is distinct from ${version}`);
+  return Number(rows[0]?.n ?? 0);
+}

@@ -21,7 +21,37 @@ export async function countDropsOfBlueprint(db: Queryable, blueprintId: number):
   return row?.n ?? 0;
 }
 
-export type TopicDrops = { blueprintId: number; topicCode: string; cacheHash: string; drops: Array<{ title: string; content: string }> };
+export type TopicDrops = {
+  blueprintId: number;
+  topicCode: string;
+  cacheHash: string;
+  drops: Array<{ title: string; content: string }>;
+  /** What made them, recorded on the drops and the cache entry. */
+  model: string;
+  promptVersion: string;
+  /** What the topic's calls cost (split evenly over its drops); null when the model has no price. */
+  costUsd: number | null;
+};
+
+/**
+ * A topic's cost split evenly over its drops, to the column's 8 decimals, the last taking the
+ * remainder so the drops sum to exactly what the topic cost.
+ */
+export function splitCost(costUsd: number | null, count: number): Array<number | null> {
+  if (costUsd === null) return Array.from({ length: count }, () => null);
+  const share = Math.round((costUsd / count) * 1e8) / 1e8;
+  const shares = Array.from({ length: count }, () => share);
+  shares[count - 1] = Math.round((costUsd - share * (count - 1)) * 1e8) / 1e8;
+  return shares;
+}
+
+/** Drops, and drop_cache entries, made with a prompt other than `version` (null: made before versions). */
+export async function countDropsNotOfPrompt(db: Queryable, version: string): Promise<{ drops: number; cacheEntries: number }> {
+  const { rows } = await db.execute<{ drops: number; cache_entries: number }>(sql`
+    select (select count(*) from drops where prompt_version is distinct from ${version})::int as drops,
+      (select count(*) from drop_cache where prompt_version is distinct from ${version})::int as cache_entries`);
+  return { drops: Number(rows[0]?.drops ?? 0), cacheEntries: Number(rows[0]?.cache_entries ?? 0) };
+}
 
 /**
  * A topic's new drops replace its old ones, in one transaction: the old drops stay until the new
@@ -29,13 +59,18 @@ export type TopicDrops = { blueprintId: number; topicCode: string; cacheHash: st
  * blueprint's pending regenerate request, so a retried run does not ask the model for it again.
  */
 export async function replaceTopicDrops(db: Db, topic: TopicDrops): Promise<void> {
-  const { blueprintId, topicCode, cacheHash } = topic;
+  const { blueprintId, topicCode, cacheHash, model, promptVersion, costUsd } = topic;
+  const costs = splitCost(costUsd, topic.drops.length);
   await db.transaction(async (tx) => {
     await tx.delete(drops).where(and(eq(drops.blueprint_id, blueprintId), eq(drops.topic_code, topicCode)));
-    await tx.insert(drops).values(topic.drops.map((drop, i) => ({ blueprint_id: blueprintId, topic_code: topicCode, title: drop.title, content: drop.content, position: i + 1 })));
+    await tx.insert(drops).values(
+      topic.drops.map((drop, i) => ({ blueprint_id: blueprintId, topic_code: topicCode, title: drop.title, content: drop.content, position: i + 1, model, prompt_version: promptVersion, cost_usd: costs[i] })),
+    );
     await tx.execute(sql`
-      insert into drop_cache (blueprint_id, hash, payload) values (${blueprintId}, ${cacheHash}, ${JSON.stringify({ drops: topic.drops })}::jsonb)
-      on conflict (blueprint_id, hash) do update set payload = excluded.payload`);
+      insert into drop_cache (blueprint_id, hash, payload, model, prompt_version, cost_usd)
+      values (${blueprintId}, ${cacheHash}, ${JSON.stringify({ drops: topic.drops })}::jsonb, ${model}, ${promptVersion}, ${costUsd})
+      on conflict (blueprint_id, hash) do update
+      set payload = excluded.payload, model = excluded.model, prompt_version = excluded.prompt_version, cost_usd = excluded.cost_usd`);
     // Evaluated on the row as it is when locked, so topics finishing at once each remove only themselves.
     await tx.execute(sql`
       update exam_blueprints set drops_regenerate = jsonb_set(drops_regenerate, '{topic_codes}', coalesce((

@@ -10,6 +10,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { PgBoss } from 'pg-boss';
 import type { Db } from '../db/client.ts';
 import type { SchedulerEvents } from '../events.ts';
+import type { EstimateSettings } from '../jobs/estimate.ts';
 import type { Registry } from '../jobs/registry.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/registry.ts';
@@ -23,6 +24,8 @@ import { blueprintsRouter } from './routes/blueprints/blueprints.index.ts';
 import { cronRouter } from './routes/cron/cron.index.ts';
 import { deadLettersRouter } from './routes/dead-letters/dead-letters.index.ts';
 import { dropsRouter } from './routes/drops/drops.index.ts';
+import { llmRouter } from './routes/llm/llm.index.ts';
+import { estimateRouter } from './routes/estimate/estimate.index.ts';
 import { harvestItemsRouter } from './routes/harvest-items/harvest-items.index.ts';
 import { metricsRouter } from './routes/metrics/metrics.index.ts';
 import { queueRouter } from './routes/queue/queue.index.ts';
@@ -52,6 +55,8 @@ export type AppDeps = {
   metrics?: Pick<Metrics, 'scrape' | 'contentType' | 'observeHttpRequest'>;
   /** This instance's runner: stops a run cancelled through the API at once when it runs here (Runner.abortCancelled). */
   abortCancelled?: (jobId: string) => boolean;
+  /** Model, prices and batch sizes of GET /api/jobs/{jobName}/estimate; the route is absent without them. */
+  estimate?: EstimateSettings;
 };
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -111,6 +116,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<BlankEnv> {
     harvestItemsRouter(deps),
     blueprintsRouter(deps),
     dropsRouter(deps),
+    llmRouter(deps),
+    ...(deps.estimate ? [estimateRouter({ ...deps, estimate: deps.estimate })] : []),
     ...(deps.metrics ? [metricsRouter({ metrics: deps.metrics })] : []),
   ];
   for (const router of routers) app.route('/', router);

@@ -1,21 +1,16 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import { z } from 'zod';
 import { PIPELINE_QUEUE, type JobContext, type JobDefinition, type JobOutcome } from './job.ts';
 import { harvestItems, type HarvestItemRow } from '../db/schema.ts';
 import { LlmItemError, type LlmSession } from '../llm/openai.ts';
 import { claimPendingHarvestItems, releaseClaims } from '../db/claims.ts';
-import { EXTRACT_SYSTEM_PROMPT, extractUserPrompt } from './extract-blueprints.prompt.ts';
+import { BlueprintOutputSchema, EXTRACT_PROMPT, EXTRACT_SYSTEM_PROMPT, extractUserPrompt } from './extract-blueprints.prompt.ts';
 import { forEachBounded } from './for-each-bounded.ts';
 import { ItemFailures } from './item-failures.ts';
 
 const ITEM_NOUN = 'harvest items';
 
-/** What the model must return. Kept to what Structured Outputs' strict mode supports. */
-export const BlueprintOutputSchema = z.object({
-  exam_name: z.string(),
-  organization: z.string().nullable(),
-  topics: z.array(z.object({ code: z.string(), name: z.string(), discipline: z.string() })),
-});
+// Defined beside the prompt (its version hashes it); exported here too, where it always was.
+export { BlueprintOutputSchema };
 
 /** What we accept beyond the JSON schema: non-empty values and unique topic codes. */
 const BlueprintRulesSchema = BlueprintOutputSchema.superRefine((blueprint, ctx) => {
@@ -73,12 +68,14 @@ export async function extractBlueprints(ctx: JobContext): Promise<JobOutcome> {
 
 async function extractOne(ctx: JobContext, llm: LlmSession, item: HarvestItemRow, signal: AbortSignal): Promise<void> {
   // Bad answers (our rules included) are asked for once more inside structured(), then fail the item.
-  const { data: blueprint, raw } = await llm.structured({
+  const { data: blueprint, raw, cost_usd } = await llm.structured({
     schema: BlueprintOutputSchema,
     validate: BlueprintRulesSchema,
-    name: 'exam_blueprint',
+    name: EXTRACT_PROMPT.name,
     system: EXTRACT_SYSTEM_PROMPT,
     user: extractUserPrompt(item),
+    item: { harvest_item_id: item.id },
+    promptVersion: EXTRACT_PROMPT.version,
     signal,
     logger: ctx.logger.child({ harvestId: item.id }),
   });
@@ -90,9 +87,9 @@ async function extractOne(ctx: JobContext, llm: LlmSession, item: HarvestItemRow
       where id = ${item.id} and claimed_by_log_id = ${ctx.logId}
       returning id
     ), saved as (
-      insert into exam_blueprints (harvest_item_id, exam_name, organization, topics, raw_output, model)
+      insert into exam_blueprints (harvest_item_id, exam_name, organization, topics, raw_output, model, prompt_version, cost_usd)
       select id, ${blueprint.exam_name.trim()}, ${blueprint.organization?.trim() || null},
-        ${JSON.stringify(blueprint.topics)}::jsonb, ${JSON.stringify(raw)}::jsonb, ${llm.model}
+        ${JSON.stringify(blueprint.topics)}::jsonb, ${JSON.stringify(raw)}::jsonb, ${llm.model}, ${EXTRACT_PROMPT.version}, ${cost_usd}::numeric
       from claimed
       on conflict (harvest_item_id) do nothing
     )

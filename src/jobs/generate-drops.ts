@@ -4,16 +4,15 @@ import { z } from 'zod';
 import { PIPELINE_QUEUE, type JobContext, type JobDefinition, type JobOutcome } from './job.ts';
 import { dropCache, type BlueprintTopic, type ExamBlueprintRow } from '../db/schema.ts';
 import { markDropsGenerated } from '../db/blueprints.ts';
-import { replaceTopicDrops } from '../db/drops.ts';
+import { replaceTopicDrops, splitCost } from '../db/drops.ts';
 import { LlmItemError, type LlmSession } from '../llm/openai.ts';
 import { claimBlueprintsWithoutDrops, releaseClaims } from '../db/claims.ts';
 import { forEachBounded } from './for-each-bounded.ts';
 import { ItemFailures } from './item-failures.ts';
-import { DROPS_SYSTEM_PROMPT, dropsUserPrompt } from './generate-drops.prompt.ts';
+import { DROPS_PROMPT, DROPS_SYSTEM_PROMPT, DropsOutputSchema, dropsUserPrompt } from './generate-drops.prompt.ts';
 
-export const DropsOutputSchema = z.object({
-  drops: z.array(z.object({ title: z.string(), content: z.string() })),
-});
+// Defined beside the prompt (its version hashes it); exported here too, where it always was.
+export { DropsOutputSchema };
 type DropsPayload = z.infer<typeof DropsOutputSchema>;
 
 const DropsRulesSchema = DropsOutputSchema.superRefine((payload, ctx) => {
@@ -34,7 +33,7 @@ type Tally = { topicsDone: number; cacheHits: number; cacheBypassed: number; blu
  * The topics a run works on: all of them, or those a pending regenerate-drops request names (the
  * others keep their drops as they are). Codes no longer in the blueprint are ignored.
  */
-function topicsToWork(blueprint: ExamBlueprintRow): BlueprintTopic[] {
+export function topicsToWork(blueprint: Pick<ExamBlueprintRow, 'topics' | 'drops_regenerate'>): BlueprintTopic[] {
   const codes = blueprint.drops_regenerate?.topic_codes;
   if (!codes) return blueprint.topics;
   return blueprint.topics.filter((topic) => codes.includes(topic.code));
@@ -116,46 +115,58 @@ async function topicDrops(ctx: JobContext, llm: LlmSession, blueprint: ExamBluep
   const [cached] = bypassCache
     ? []
     : await ctx.db
-        .select({ payload: dropCache.payload })
+        .select({ payload: dropCache.payload, model: dropCache.model, prompt_version: dropCache.prompt_version })
         .from(dropCache)
         .where(and(eq(dropCache.blueprint_id, blueprint.id), eq(dropCache.hash, hash)));
   const cachedPayload = cached ? DropsRulesSchema.safeParse(cached.payload) : undefined;
 
   let payload: DropsPayload;
+  // What made the payload: the cache entry's maker (a hit costs nothing), or this run's calls.
+  let made: { model: string | null; promptVersion: string | null; costUsd: number | null };
   if (cachedPayload?.success) {
     payload = cachedPayload.data;
+    made = { model: cached!.model, promptVersion: cached!.prompt_version, costUsd: 0 };
   } else {
     // Bad answers (our rules included) are asked for once more inside structured(), then fail the topic.
-    const { data } = await llm.structured({
+    const { data, cost_usd } = await llm.structured({
       schema: DropsOutputSchema,
       validate: DropsRulesSchema,
-      name: 'topic_drops',
+      name: DROPS_PROMPT.name,
       system: DROPS_SYSTEM_PROMPT,
       user: dropsUserPrompt(blueprint.exam_name, topic),
+      item: { blueprint_id: blueprint.id, topic_code: topic.code },
+      promptVersion: DROPS_PROMPT.version,
       signal,
       logger: ctx.logger.child({ blueprintId: blueprint.id, topic: topic.code }),
     });
     payload = data;
+    made = { model: llm.model, promptVersion: DROPS_PROMPT.version, costUsd: cost_usd };
   }
 
   if (bypassCache) {
     const drops = payload.drops.map((drop) => ({ title: drop.title.trim(), content: drop.content.trim() }));
-    await replaceTopicDrops(ctx.db, { blueprintId: blueprint.id, topicCode: topic.code, cacheHash: hash, drops });
+    await replaceTopicDrops(ctx.db, { blueprintId: blueprint.id, topicCode: topic.code, cacheHash: hash, drops, model: llm.model, promptVersion: DROPS_PROMPT.version, costUsd: made.costUsd });
     return 'replaced';
   }
   const hit = Boolean(cachedPayload?.success);
+  // The topic's cost split over its drops, so they sum to it; 0 each from the cache.
+  const costs = splitCost(made.costUsd, payload.drops.length);
   // One statement (one round trip, atomic): the cache entry (unless it came from there) and the drops.
-  const rows = payload.drops.map((drop, i) => sql`(${blueprint.id}, ${topic.code}, ${drop.title.trim()}, ${drop.content.trim()}, ${i + 1})`);
+  const rows = payload.drops.map(
+    (drop, i) => sql`(${blueprint.id}, ${topic.code}, ${drop.title.trim()}, ${drop.content.trim()}, ${i + 1}, ${made.model}, ${made.promptVersion}, ${costs[i]}::numeric)`,
+  );
   const insertDrops = sql`
-    insert into drops (blueprint_id, topic_code, title, content, position) values ${sql.join(rows, sql`, `)}
+    insert into drops (blueprint_id, topic_code, title, content, position, model, prompt_version, cost_usd) values ${sql.join(rows, sql`, `)}
     on conflict (blueprint_id, topic_code, position) do nothing`;
   await ctx.db.execute(
     hit
       ? insertDrops
       : sql`
         with cached as (
-          insert into drop_cache (blueprint_id, hash, payload) values (${blueprint.id}, ${hash}, ${JSON.stringify(payload)}::jsonb)
-          on conflict (blueprint_id, hash) do update set payload = excluded.payload
+          insert into drop_cache (blueprint_id, hash, payload, model, prompt_version, cost_usd)
+          values (${blueprint.id}, ${hash}, ${JSON.stringify(payload)}::jsonb, ${made.model}, ${made.promptVersion}, ${made.costUsd}::numeric)
+          on conflict (blueprint_id, hash) do update
+          set payload = excluded.payload, model = excluded.model, prompt_version = excluded.prompt_version, cost_usd = excluded.cost_usd
         )
         ${insertDrops}`,
   );

@@ -1,10 +1,13 @@
 import OpenAI from 'openai';
 import { zodResponseFormat } from 'openai/helpers/zod';
+import { parseChatCompletion } from 'openai/lib/parser';
 import type { z } from 'zod';
 import type { CompletionUsage } from 'openai/resources/completions';
 import { noEvents, type SchedulerEventMap, type SchedulerEvents } from '../events.ts';
 import type { Logger } from '../logger.ts';
 import { abortReason, backoffMs, BadOutputError, classify, LlmItemError, LlmUnavailableError, TransientError } from './errors.ts';
+import type { LedgerOutcome, LedgerSink } from './ledger.ts';
+import type { Prices } from './prices.ts';
 
 // The jobs catch these by importing them from here.
 export { LlmItemError, LlmUnavailableError } from './errors.ts';
@@ -23,9 +26,22 @@ export type LlmConfig = {
   retryAfterMaxMs?: number;
   /** First backoff wait when the server names none, doubled on each retry, with jitter (default 1 s). */
   backoffBaseMs?: number;
+  /** What calls cost; without it every cost is null. */
+  prices?: Prices;
+  /** Where every HTTP attempt is recorded (the ledger); none by default. */
+  ledger?: LedgerSink;
 };
 
-export type LlmUsage = { calls: number; prompt_tokens: number; completion_tokens: number; total_tokens: number };
+export type LlmUsage = {
+  calls: number;
+  prompt_tokens: number;
+  /** Part of prompt_tokens the provider served from its prompt cache. */
+  cached_prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  /** USD of all the calls; null when the model has no price. */
+  cost_usd: number | null;
+};
 
 export type StructuredRequest<T> = {
   /** The JSON schema sent to the model (Structured Outputs). */
@@ -42,7 +58,14 @@ export type StructuredRequest<T> = {
   signal?: AbortSignal;
   /** Where retries and re-asks are reported (warn). */
   logger?: Logger;
+  /** What the call is for, recorded in the ledger: `{ harvest_item_id }` or `{ blueprint_id, topic_code }`. */
+  item?: Record<string, string | number>;
+  /** The prompt's version (src/jobs/prompt-version.ts), recorded in the ledger. */
+  promptVersion?: string;
 };
+
+/** An answer, with what all its attempts (retries and re-asks included) cost; null when the model has no price. */
+export type StructuredAnswer<T> = { data: T; raw: unknown; cost_usd: number | null };
 
 /** One run's access to the model: Structured Outputs calls, with the usage they add up to. */
 export type LlmSession = {
@@ -55,13 +78,18 @@ export type LlmSession = {
    * once more. Throws LlmItemError when the item cannot be answered, LlmUnavailableError when the
    * job cannot work at all, and the signal's reason when aborted.
    */
-  structured<T>(request: StructuredRequest<T>): Promise<{ data: T; raw: unknown }>;
+  structured<T>(request: StructuredRequest<T>): Promise<StructuredAnswer<T>>;
 };
 
-/** What a session's calls are told as on the event seam. */
-export type LlmSessionContext = { job?: string };
+/** What a session's calls are told as on the event seam and recorded as in the ledger. */
+export type LlmSessionContext = { job?: string; logId?: number };
 
-export type Llm = { model: string; session(context?: LlmSessionContext): LlmSession };
+export type Llm = {
+  model: string;
+  session(context?: LlmSessionContext): LlmSession;
+  /** Writes the ledger's buffered records; never throws (a failed write is kept for the next). */
+  flush(): Promise<void>;
+};
 
 const MAX_ASKS = 2;
 
@@ -83,12 +111,16 @@ export function createLlm(config: LlmConfig): Llm {
   const events = config.events ?? noEvents;
   const retryAfterMaxMs = config.retryAfterMaxMs ?? 30_000;
   const backoffBaseMs = config.backoffBaseMs ?? 1_000;
+  const ledger = config.ledger;
+  // Known once: the model is fixed for the Llm's life.
+  const priced = config.prices?.of(config.model) != null;
 
   return {
     model: config.model,
+    flush: () => ledger?.flush() ?? Promise.resolve(),
     session(context: LlmSessionContext = {}) {
       if (!config.apiKey) throw new LlmUnavailableError('OPENAI_API_KEY is not set: set it in the environment of the process that runs the jobs, and restart it', ['OPENAI_API_KEY']);
-      const usage: LlmUsage = { calls: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+      const usage: LlmUsage = { calls: 0, prompt_tokens: 0, cached_prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost_usd: priced ? 0 : null };
       // A client per session (cheap; connections are pooled by fetch) so that `calls` counts the
       // HTTP requests really sent: an attempt aborted before it leaves costs nothing.
       const client = new OpenAI({
@@ -103,41 +135,63 @@ export function createLlm(config: LlmConfig): Llm {
         },
       });
 
-      /** One HTTP attempt, its answer checked; told to the event seam when it left. */
-      async function attempt<T>({ schema, validate, name, system, user, signal }: StructuredRequest<T>): Promise<{ data: T; raw: unknown }> {
+      /**
+       * One HTTP attempt, its answer checked; told to the event seam and recorded in the ledger when
+       * it left. `spent` adds up the cost of the item's attempts; `last`: no retry follows a transient failure.
+       */
+      async function attempt<T>(request: StructuredRequest<T>, spent: { cost_usd: number | null }, last: boolean): Promise<{ data: T; raw: unknown }> {
+        const { schema, validate, name, system, user, signal } = request;
         signal?.throwIfAborted();
         const sentBefore = usage.calls;
+        const startedAt = Date.now();
         const started = performance.now();
         let tokens: CompletionUsage | undefined;
         const told = (outcome: SchedulerEventMap['llm:call']['outcome'], status: number | null) => {
           if (usage.calls === sentBefore) return; // aborted before it left: no call was made
-          events.emit('llm:call', {
-            job: context.job ?? null,
+          const latencyMs = performance.now() - started;
+          const promptTokens = tokens?.prompt_tokens ?? 0;
+          const completionTokens = tokens?.completion_tokens ?? 0;
+          const cachedTokens = tokens?.prompt_tokens_details?.cached_tokens ?? 0;
+          events.emit('llm:call', { job: context.job ?? null, model: config.model, outcome, status, latencyMs, promptTokens, completionTokens, cachedTokens });
+          const counts = { prompt_tokens: promptTokens, cached_prompt_tokens: cachedTokens, completion_tokens: completionTokens };
+          // To the ledger column's 8 decimals, so sums of the log, the items and the ledger agree.
+          const cost = priced ? Math.round(config.prices!.cost(config.model, counts)! * 1e8) / 1e8 : null;
+          usage.cached_prompt_tokens += cachedTokens;
+          if (cost !== null) {
+            usage.cost_usd = (usage.cost_usd ?? 0) + cost;
+            spent.cost_usd = (spent.cost_usd ?? 0) + cost;
+          }
+          ledger?.record({
+            at: startedAt,
+            log_id: context.logId ?? null,
+            job_name: context.job ?? '',
+            item: request.item ?? null,
             model: config.model,
-            outcome,
-            status,
-            latencyMs: performance.now() - started,
-            promptTokens: tokens?.prompt_tokens ?? 0,
-            completionTokens: tokens?.completion_tokens ?? 0,
-            cachedTokens: tokens?.prompt_tokens_details?.cached_tokens ?? 0,
+            prompt_version: request.promptVersion ?? null,
+            ...counts,
+            latency_ms: Math.round(latencyMs),
+            outcome: ledgerOutcomeOf(outcome, last),
+            http_status: status,
+            cost_usd: cost,
           });
         };
         try {
-          const completion = await client.chat.completions.parse(
-            {
-              model: config.model,
-              messages: [
-                { role: 'system', content: system },
-                { role: 'user', content: user },
-              ],
-              response_format: responseFormatOf(schema, name),
-            },
-            { signal },
-          );
-          tokens = completion.usage;
-          usage.prompt_tokens += completion.usage?.prompt_tokens ?? 0;
-          usage.completion_tokens += completion.usage?.completion_tokens ?? 0;
-          usage.total_tokens += completion.usage?.total_tokens ?? 0;
+          const body = {
+            model: config.model,
+            messages: [
+              { role: 'system' as const, content: system },
+              { role: 'user' as const, content: user },
+            ],
+            response_format: responseFormatOf(schema, name),
+          };
+          // What chat.completions.parse does, in two steps: the usage of an answer that cannot be
+          // parsed (invalid JSON, truncated) is billed all the same, so it is read before parsing.
+          const answer = await client.chat.completions.create(body, { signal });
+          tokens = answer.usage;
+          usage.prompt_tokens += tokens?.prompt_tokens ?? 0;
+          usage.completion_tokens += tokens?.completion_tokens ?? 0;
+          usage.total_tokens += tokens?.total_tokens ?? 0;
+          const completion = parseChatCompletion(answer, body);
           const message = completion.choices[0]?.message;
           if (message?.refusal) throw new BadOutputError(`model refused: ${message.refusal}`);
           if (message?.parsed == null) throw new BadOutputError('model returned no structured output');
@@ -158,10 +212,10 @@ export function createLlm(config: LlmConfig): Llm {
       }
 
       /** Attempts until one is not transient, at most maxRetries + 1. */
-      async function withRetries<T>(request: StructuredRequest<T>): Promise<{ data: T; raw: unknown }> {
+      async function withRetries<T>(request: StructuredRequest<T>, spent: { cost_usd: number | null }): Promise<{ data: T; raw: unknown }> {
         for (let attempts = 1; ; attempts += 1) {
           try {
-            return await attempt(request);
+            return await attempt(request, spent, attempts > config.maxRetries);
           } catch (error) {
             if (!(error instanceof TransientError)) throw error;
             if (attempts > config.maxRetries) {
@@ -181,11 +235,13 @@ export function createLlm(config: LlmConfig): Llm {
       return {
         model: config.model,
         usage,
-        async structured<T>(request: StructuredRequest<T>) {
+        async structured<T>(request: StructuredRequest<T>): Promise<StructuredAnswer<T>> {
           let first: string | undefined;
+          const spent = { cost_usd: priced ? 0 : null };
           for (let ask = 1; ; ask += 1) {
             try {
-              return await withRetries(request);
+              const answer = await withRetries(request, spent);
+              return { ...answer, cost_usd: spent.cost_usd };
             } catch (error) {
               if (!(error instanceof BadOutputError)) throw error;
               if (ask >= MAX_ASKS) {
@@ -209,6 +265,17 @@ function outcomeOf(error: Error, signal: AbortSignal | undefined): SchedulerEven
   if (error instanceof TransientError) return 'transient';
   if (error instanceof LlmUnavailableError) return 'unavailable';
   return 'rejected';
+}
+
+/**
+ * The ledger's outcome of an attempt: a transient failure is `retry` when a retry follows and
+ * `error` when retries are spent; rejected (other 4xx) and unavailable (key, model) are `error`;
+ * ok, bad_output and aborted are kept.
+ */
+function ledgerOutcomeOf(outcome: SchedulerEventMap['llm:call']['outcome'], last: boolean): LedgerOutcome {
+  if (outcome === 'transient') return last ? 'error' : 'retry';
+  if (outcome === 'rejected' || outcome === 'unavailable') return 'error';
+  return outcome;
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
