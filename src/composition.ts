@@ -45,7 +45,13 @@ export function createJobRunner(env: Env, db: Db, boss: PgBoss, logger: Logger, 
       retryAfterMaxMs: env.OPENAI_RETRY_AFTER_MAX_SECONDS * 1000,
     }),
     logger,
-    settings: { extractBatchSize: env.EXTRACT_BATCH_SIZE, llmConcurrency: env.LLM_CONCURRENCY, dropsBatchSize: env.DROPS_BATCH_SIZE },
+    settings: {
+      extractBatchSize: env.EXTRACT_BATCH_SIZE,
+      llmConcurrency: env.LLM_CONCURRENCY,
+      dropsBatchSize: env.DROPS_BATCH_SIZE,
+      globalDailyBudgetUsd: env.LLM_DAILY_BUDGET_USD,
+      globalBudgetTimeZone: env.SCHEDULER_TIMEZONE,
+    },
   });
 }
 

@@ -109,6 +109,8 @@ export const EnvSchema = z
     DROPS_BATCH_SIZE: int(5, 1, 1000),
     /** JSON `{ "<model>": { input, cached_input?, output } }` in USD per 1 M tokens, over the built-in prices (src/llm/prices.ts). */
     LLM_PRICES_FILE: z.string().trim().min(1).optional(),
+    /** Most all jobs' LLM calls together may cost per day of SCHEDULER_TIMEZONE, USD; unset = no global budget. */
+    LLM_DAILY_BUDGET_USD: z.coerce.number<string>('must be a number of USD').min(0, 'must be 0 or more').optional(),
   })
   .transform(({ TZ, SCHEDULER_TIMEZONE, LOG_FORMAT, ...env }) => ({
     ...env,

@@ -30,7 +30,11 @@ export type SchedulerEventMap = {
     absorbedByJobId: string | null;
     /** FAILED only: it failed on a setting (not retried). */
     configurationError: boolean;
+    /** COMPLETED only: it stopped early on a daily LLM budget (`llm:budget_exhausted` says more). */
+    budgetExhausted?: boolean;
   };
+  /** A run stopped on a daily LLM budget: its unstarted items were given back. Told after its run:end's log closed. */
+  'llm:budget_exhausted': { job: string; jobId: string; logId: number; scope: 'job' | 'global'; dailyBudgetUsd: number; spentTodayUsd: number; day: string };
   /** How far a run is: its item count once claimed, then again after each item (a progress bar's feed). */
   'run:progress': { job: string; jobId: string; logId: number; itemsTotal: number; itemsProcessed: number; itemsFailed: number };
   /**

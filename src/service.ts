@@ -150,6 +150,7 @@ export async function startService(env: Env, logger: Logger, registry = createRe
       metrics,
       abortCancelled: (jobId) => runner.abortCancelled(jobId),
       estimate: estimateSettingsOf(env, prices),
+      globalDailyBudgetUsd: env.LLM_DAILY_BUDGET_USD,
     });
     let metricsUrl = '';
     if (env.ROLE !== 'worker') {

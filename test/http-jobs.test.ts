@@ -53,7 +53,7 @@ describe('schedules API', () => {
     ]);
     for (const row of res.body) {
       expect(Object.keys(row).sort()).toEqual(
-        ['created_at', 'cron_expression', 'description', 'id', 'is_active', 'job_name', 'last_run_at', 'missed_policy', 'next_run_at', 'timezone', 'updated_at'].sort(),
+        ['created_at', 'cron_expression', 'daily_budget_usd', 'description', 'id', 'is_active', 'job_name', 'last_run_at', 'missed_policy', 'next_run_at', 'timezone', 'updated_at'].sort(),
       );
       expect(row.next_run_at).toMatch(ISO);
       expect(row.created_at).toMatch(ISO);
@@ -400,7 +400,10 @@ describe('logs and status', () => {
     for (const job of JOBS) expectError(await call(t, `/api/jobs/logs/${job}/latest`), 404, new RegExp(`${job}.*not run`));
     const status = await call(t, '/api/jobs/status');
     expect(status.status).toBe(200);
+    // No budgets set and nothing spent yet.
+    const noSpend = (timezone: string) => ({ daily_budget_usd: null, spent_today_usd: 0, remaining_usd: null, day: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/), timezone });
     expect(status.body).toEqual({
+      budgets: { jobs: { 'extract-blueprints': noSpend('UTC'), 'generate-drops': noSpend('UTC') }, global: noSpend('UTC') },
       schedules: (await call(t, '/api/jobs/schedules')).body,
       latestLogs: { 'extract-blueprints': null, 'generate-drops': null },
       totalLogs: 0,
@@ -497,7 +500,7 @@ describe('logs and status', () => {
     it('status: schedules, the latest log of each job and the total', async () => {
       const res = await call(t, '/api/jobs/status');
       expect(res.status).toBe(200);
-      expect(Object.keys(res.body).sort()).toEqual(['latestLogs', 'schedules', 'totalLogs', 'totalLogsEstimated']);
+      expect(Object.keys(res.body).sort()).toEqual(['budgets', 'latestLogs', 'schedules', 'totalLogs', 'totalLogsEstimated']);
       expect(res.body.schedules).toEqual((await call(t, '/api/jobs/schedules')).body);
       expect(res.body.totalLogs).toBe(25);
       expect(res.body.totalLogsEstimated).toBe(false);

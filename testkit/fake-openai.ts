@@ -7,7 +7,7 @@ import { countPromptTokens, encodingOf, loadEncoding, type Encoding, type Encodi
 /** What the fake answers to one chat.completions request. */
 export type FakeReply =
   /** An object is JSON.stringify'd into message.content; a string is used as-is (lets tests send invalid JSON). */
-  | { content: unknown }
+  | { content: unknown; usage?: { prompt_tokens: number; completion_tokens: number } }
   /** message.content null, message.refusal set. */
   | { refusal: string }
   /** An HTTP error, e.g. 500, 429, 401; body defaults to an OpenAI-style { error: { message, type, code } }. */
@@ -123,10 +123,12 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     }
 
     const encoding = encodings.get(encodingOf(request.model).name);
-    const promptTokens = encoding
+    let promptTokens = encoding
       ? countPromptTokens(encoding, request.messages, body?.response_format)
       : tokens(request.messages.map((m) => m.content).join('\n')) + 3 * request.messages.length + 3;
-    const completionTokens = encoding ? encoding.count(content ?? refusal ?? '') : tokens(content ?? refusal ?? '');
+    let completionTokens = encoding ? encoding.count(content ?? refusal ?? '') : tokens(content ?? refusal ?? '');
+    // A reply may set its usage, for a known cost per call (the budget tests).
+    if ('usage' in reply && reply.usage) ({ prompt_tokens: promptTokens, completion_tokens: completionTokens } = reply.usage);
     sendJson(res, 200, {
       id: `chatcmpl-${randomBytes(12).toString('base64url')}`,
       object: 'chat.completion',

@@ -7,14 +7,16 @@ import type { Alerter } from './alerter.ts';
  * listener only writes the alert and queues its delivery (a short transaction, not awaited by the
  * runner); the webhook is called by the delivery worker, so a slow receiver never holds up a run.
  *
- * Extension point, `budget_exhausted` (the LLM economics issue): emit an event of its own (say
- * `llm:budget_exhausted` with the job and the spend) and subscribe here with
- * `alerter.raise({ kind: 'budget_exhausted', job, logId, jobId, error, occurredAt })`. The kind is
- * in the tables already; the job's next successful run sends its recovery like any other.
+ * `budget_exhausted` (issue 13): `llm:budget_exhausted` raises it. A budget-stopped run is COMPLETED
+ * but neither a success nor a failure here (its run:end is ignored), so it sends no recovery for the
+ * alert it raised; with one open alert per (job, kind), runs stopped on the budget later the same day
+ * (or while it stays open) send nothing more. The job's next run that completes without hitting a
+ * budget (the next day's first, or one after the budget was raised) closes it with a recovery.
  */
 
 type RunEnd = SchedulerEventMap['run:end'];
 type RunReaped = SchedulerEventMap['run:reaped'];
+type BudgetExhausted = SchedulerEventMap['llm:budget_exhausted'];
 
 /**
  * What a run's end means for alerts:
@@ -23,11 +25,13 @@ type RunReaped = SchedulerEventMap['run:reaped'];
  *   succeeded in itemsProcessed and failed ones in itemsFailed, so that is itemsFailed > 0 and
  *   itemsProcessed = 0 (a run with nothing to do is a success);
  * - `success`: any other completed run: it closes the job's open failure alerts;
- * - null: a failure pg-boss retries (or a pending retry takes over): not yet a reason to alert; or
+ * - null: a run stopped on a daily LLM budget (alerted by `llm:budget_exhausted`); a failure pg-boss retries (or a pending retry takes over): not yet a reason to alert; or
  *   a run an operator cancelled (FAILED, neither retried nor dead-lettered): not a failure at all.
  */
 export function classifyRun(event: RunEnd): 'dead_lettered' | 'all_items_failed' | 'success' | null {
   if (event.status === 'FAILED') return event.deadLettered ? 'dead_lettered' : null;
+  // Stopped on a budget: llm:budget_exhausted alerts it; not yet the success that closes the alert.
+  if (event.budgetExhausted) return null;
   if (event.itemsFailed > 0 && event.itemsProcessed === 0) return 'all_items_failed';
   return 'success';
 }
@@ -74,7 +78,13 @@ export function subscribeAlertRules(events: SchedulerEvents, alerter: Alerter, l
     track(event, alerter.raise({ kind: verdict, job: event.job, logId: event.logId, jobId: event.jobId, error: LOST_WORKER_ERROR, occurredAt: new Date() }));
   };
 
-  const offs = [events.on('run:end', onRunEnd), events.on('run:reaped', onRunReaped)];
+  const onBudgetExhausted = (event: BudgetExhausted) => {
+    const error = `${event.scope === 'job' ? 'daily' : 'global daily (LLM_DAILY_BUDGET_USD)'} LLM budget $${event.dailyBudgetUsd} for ${event.day} spent ($${event.spentTodayUsd}): the run stopped and gave back the items it had not started`;
+    const details = { scope: event.scope, daily_budget_usd: event.dailyBudgetUsd, spent_today_usd: event.spentTodayUsd, day: event.day };
+    track(event, alerter.raise({ kind: 'budget_exhausted', job: event.job, logId: event.logId, jobId: event.jobId, error, occurredAt: new Date(), details }));
+  };
+
+  const offs = [events.on('run:end', onRunEnd), events.on('run:reaped', onRunReaped), events.on('llm:budget_exhausted', onBudgetExhausted)];
   return {
     async stop() {
       for (const off of offs.splice(0)) off();

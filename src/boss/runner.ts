@@ -11,6 +11,7 @@ import { TRIGGERS, type CronPayload, type JobContext, type JobDefinition, type J
 import { judgeCronJob } from './cron-occurrence.ts';
 import { failuresMetadata, ItemsConfigurationError, summarizeFailures } from '../jobs/failures.ts';
 import { recordRun } from './schedules.ts';
+import { budgetEventOf, runBudget } from './run-budget.ts';
 import { CANCELLED_BY_OPERATOR, RunCancelledError, stoppedByCancel } from './cancel.ts';
 
 export type RunnerDeps = {
@@ -119,7 +120,11 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
         if (endings.some((ending) => ending.metadata.llm)) await llm.flush();
         await closeLogs(endings);
         // Told once the logs say so, so a listener that reads job_logs finds the run closed.
-        for (const ending of endings) events.emit('run:end', ending.event);
+        for (const ending of endings) {
+          events.emit('run:end', ending.event);
+          const budgetEvent = budgetEventOf(ending.event, ending.metadata);
+          if (budgetEvent) events.emit('llm:budget_exhausted', budgetEvent);
+        }
         if (batched) {
           const failed = endings.filter((e) => e.status === 'FAILED').length;
           logger.info({ job: def.name, runs: runs.length, failed }, `${runs.length} runs of ${def.name}: ${runs.length - failed} completed, ${failed} failed`);
@@ -202,12 +207,14 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
       deadLettered: metadata.dead_lettered === true,
       absorbedByJobId: typeof metadata.absorbed_by_job_id === 'string' ? metadata.absorbed_by_job_id : null,
       configurationError: metadata.configuration_error !== undefined,
+      budgetExhausted: metadata.budget_exhausted === true,
     });
 
     try {
       const tellProgress: JobContext['progress'] = ({ total, processed, failed }) =>
         events.emit('run:progress', { job: def.name, jobId: job.id, logId, itemsTotal: total, itemsProcessed: processed, itemsFailed: failed });
-      const context: JobContext = { db, llm: trackedLlm, get logger() { return log(); }, signal, logId, settings, progress: tellProgress };
+      const budget = await runBudget(db, def, settings, llm.flush);
+      const context: JobContext = { db, llm: trackedLlm, get logger() { return log(); }, signal, logId, settings, budget, progress: tellProgress };
       const outcome = await Promise.race([def.handler(context), aborted]);
       if (logsProgress) log()[progress]({ itemsProcessed: outcome.itemsProcessed, itemsFailed: outcome.itemsFailed }, `job ${def.name} finished: ${outcome.itemsProcessed} succeeded, ${outcome.itemsFailed} failed`);
       // Item failures do not fail the run, but the log says what failed and why.

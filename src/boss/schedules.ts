@@ -26,7 +26,7 @@ export type SchedulesDeps = {
 
 const changed = (row: Schedulable, source: 'api' | 'table') => ({ job: row.job_name, source, cron: row.cron_expression, timezone: row.timezone, active: row.is_active });
 
-export type SchedulePatch = { cron_expression?: string; is_active?: boolean; timezone?: string; missed_policy?: MissedPolicy };
+export type SchedulePatch = { cron_expression?: string; is_active?: boolean; timezone?: string; missed_policy?: MissedPolicy; daily_budget_usd?: number | null };
 
 type Schedulable = Pick<JobScheduleRow, 'job_name' | 'cron_expression' | 'timezone' | 'is_active' | 'missed_policy'>;
 
@@ -208,15 +208,23 @@ export async function updateSchedule(deps: Pick<SchedulesDeps, 'db' | 'boss' | '
     };
     const problem = scheduleProblem(next);
     if (problem) throw new ScheduleInputError(problem);
+    // The budget is no part of pg-boss's schedule nor of the history's state: it changes on its own.
+    const budget = patch.daily_budget_usd === undefined ? current.daily_budget_usd : roundUsd(patch.daily_budget_usd);
     if (sameState(next, stateOf(current))) {
+      if (budget === current.daily_budget_usd) {
+        unchanged = true;
+        return current;
+      }
+      const [updated] = await tx.update(jobSchedule).set({ daily_budget_usd: budget, updated_at: sql`now()` }).where(eq(jobSchedule.id, current.id)).returning();
+      logger.info({ job: jobName, dailyBudgetUsd: budget }, `daily LLM budget of ${jobName} set to ${budget === null ? 'none' : `$${budget}`}`);
       unchanged = true;
-      return current;
+      return updated!;
     }
 
     const pending = await tableEdit(tx, current, await boss.getSchedule(jobName));
     const [updated] = await tx
       .update(jobSchedule)
-      .set({ ...next, next_run_at: nextRunAt(next), updated_at: sql`now()` })
+      .set({ ...next, daily_budget_usd: budget, next_run_at: nextRunAt(next), updated_at: sql`now()` })
       .where(eq(jobSchedule.id, current.id))
       .returning();
     await applyToBoss(boss, updated!, fromDrizzle(tx, sql));
@@ -228,6 +236,9 @@ export async function updateSchedule(deps: Pick<SchedulesDeps, 'db' | 'boss' | '
   deps.events?.emit('schedule:changed', changed(row, 'api'));
   return row;
 }
+
+/** As numeric(14, 8) stores it, so an unchanged value compares equal. */
+const roundUsd = (usd: number | null) => (usd === null ? null : Math.round(usd * 1e8) / 1e8);
 
 /**
  * Records that a job ran. One statement, and a second only when next_run_at changes (the

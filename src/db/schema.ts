@@ -46,6 +46,8 @@ export const jobSchedule = pgTable('job_schedule', {
   missed_policy: text('missed_policy', { enum: MISSED_POLICIES }).notNull().default('skip'),
   last_run_at: timestamp('last_run_at', { withTimezone: true }),
   next_run_at: timestamp('next_run_at', { withTimezone: true }),
+  /** Most the job's LLM calls may cost per day of its time zone; null = no budget (issue 13). */
+  daily_budget_usd: usd('daily_budget_usd'),
   created_at: createdAt(),
   updated_at: updatedAt(),
 }, (t) => [check('job_schedule_missed_policy_check', sql`${t.missed_policy} in ('skip', 'once')`)]);

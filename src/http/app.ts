@@ -55,6 +55,8 @@ export type AppDeps = {
   metrics?: Pick<Metrics, 'scrape' | 'contentType' | 'observeHttpRequest'>;
   /** This instance's runner: stops a run cancelled through the API at once when it runs here (Runner.abortCancelled). */
   abortCancelled?: (jobId: string) => boolean;
+  /** LLM_DAILY_BUDGET_USD, shown by GET /api/jobs/status; unset = no global budget. */
+  globalDailyBudgetUsd?: number;
   /** Model, prices and batch sizes of GET /api/jobs/{jobName}/estimate; the route is absent without them. */
   estimate?: EstimateSettings;
 };

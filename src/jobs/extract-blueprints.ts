@@ -6,6 +6,7 @@ import { claimPendingHarvestItems, releaseClaims } from '../db/claims.ts';
 import { BlueprintOutputSchema, EXTRACT_PROMPT, EXTRACT_SYSTEM_PROMPT, extractUserPrompt } from './extract-blueprints.prompt.ts';
 import { forEachBounded } from './for-each-bounded.ts';
 import { ItemFailures } from './item-failures.ts';
+import { budgetMetadata, budgetStopMessage, NO_BUDGET } from './spend-budget.ts';
 
 const ITEM_NOUN = 'harvest items';
 
@@ -30,7 +31,9 @@ export async function extractBlueprints(ctx: JobContext): Promise<JobOutcome> {
   const { db, logger, settings, logId } = ctx;
   // Before claiming anything: a run that cannot call the model must leave every item PENDING.
   const llm = ctx.llm.session();
-  const items = await claimPendingHarvestItems(db, logId, settings.extractBatchSize);
+  const budget = ctx.budget ?? NO_BUDGET;
+  // A budget already spent: nothing is claimed.
+  const items = (await budget.allows()) ? await claimPendingHarvestItems(db, logId, settings.extractBatchSize) : [];
   logger.info(`found ${items.length} items to process`);
 
   let succeeded = 0;
@@ -38,7 +41,11 @@ export async function extractBlueprints(ctx: JobContext): Promise<JobOutcome> {
   const progress = () => ctx.progress({ total: items.length, processed: succeeded, failed: failures.count });
   progress();
   try {
+    let started = 0;
     await forEachBounded(items, settings.llmConcurrency, ctx.signal, async (item, signal) => {
+      // Past the budget the item is not started: it goes back to PENDING with the claim's release.
+      if (!(await budget.allows())) return;
+      started += 1;
       logger.info({ harvestId: item.id }, `processing harvest id=${item.id}`);
       try {
         await extractOne(ctx, llm, item, signal);
@@ -53,6 +60,7 @@ export async function extractBlueprints(ctx: JobContext): Promise<JobOutcome> {
       }
       progress();
     });
+    if (budget.stopped) logger.warn({ budget: budget.stopped }, budgetStopMessage(budget.stopped, items.length - started, ITEM_NOUN));
     const refused = failures.configurationError(succeeded, ITEM_NOUN);
     if (refused) {
       // The setting failed them, not the items: they go back to PENDING for when it is fixed.
@@ -63,7 +71,7 @@ export async function extractBlueprints(ctx: JobContext): Promise<JobOutcome> {
     // After a job-level failure the items not yet done go back to PENDING, untouched.
     await releaseClaims(db, [logId]);
   }
-  return { itemsProcessed: succeeded, itemsFailed: failures.count, failures: failures.list(), metadata: { items_claimed: items.length } };
+  return { itemsProcessed: succeeded, itemsFailed: failures.count, failures: failures.list(), metadata: { items_claimed: items.length, ...budgetMetadata(budget) } };
 }
 
 async function extractOne(ctx: JobContext, llm: LlmSession, item: HarvestItemRow, signal: AbortSignal): Promise<void> {

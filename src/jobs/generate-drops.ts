@@ -9,6 +9,7 @@ import { LlmItemError, type LlmSession } from '../llm/openai.ts';
 import { claimBlueprintsWithoutDrops, releaseClaims } from '../db/claims.ts';
 import { forEachBounded } from './for-each-bounded.ts';
 import { ItemFailures } from './item-failures.ts';
+import { budgetMetadata, budgetStopMessage, NO_BUDGET } from './spend-budget.ts';
 import { DROPS_PROMPT, DROPS_SYSTEM_PROMPT, DropsOutputSchema, dropsUserPrompt } from './generate-drops.prompt.ts';
 
 // Defined beside the prompt (its version hashes it); exported here too, where it always was.
@@ -44,7 +45,9 @@ const ITEM_NOUN = 'topics';
 export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
   const { db, logger, settings, logId } = ctx;
   const llm = ctx.llm.session();
-  const blueprints = await claimBlueprintsWithoutDrops(db, logId, settings.dropsBatchSize);
+  const budget = ctx.budget ?? NO_BUDGET;
+  // A budget already spent: nothing is claimed.
+  const blueprints = (await budget.allows()) ? await claimBlueprintsWithoutDrops(db, logId, settings.dropsBatchSize) : [];
   logger.info(`found ${blueprints.length} blueprints without drops`);
 
   const tally: Tally = { topicsDone: 0, cacheHits: 0, cacheBypassed: 0, blueprintsCompleted: 0 };
@@ -67,7 +70,11 @@ export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
     }
     const progress = () => ctx.progress({ total: work.length, processed: tally.topicsDone, failed: failures.count });
     progress();
+    let started = 0;
     await forEachBounded(work, settings.llmConcurrency, ctx.signal, async ({ blueprint, topic }, signal) => {
+      // Past the budget the topic is not started; its blueprint stays unfinished and is unclaimed below.
+      if (!(await budget.allows())) return;
+      started += 1;
       const state = left.get(blueprint.id)!;
       try {
         const source = await topicDrops(ctx, llm, blueprint, topic, signal);
@@ -85,6 +92,7 @@ export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
       // The blueprint's last topic: done when none of its topics failed.
       if (state.topics === 0 && state.failed === 0) await blueprintDone(ctx, blueprint, tally);
     });
+    if (budget.stopped) logger.warn({ budget: budget.stopped }, budgetStopMessage(budget.stopped, work.length - started, ITEM_NOUN));
     // Nothing of a failed topic was written, so a configuration failure leaves its blueprint as it was.
     const refused = failures.configurationError(tally.topicsDone, ITEM_NOUN);
     if (refused) throw refused;
@@ -95,7 +103,7 @@ export async function generateDrops(ctx: JobContext): Promise<JobOutcome> {
     itemsProcessed: tally.topicsDone,
     itemsFailed: failures.count,
     failures: failures.list(),
-    metadata: { blueprints: blueprints.length, blueprints_completed: tally.blueprintsCompleted, cache_hits: tally.cacheHits, cache_bypassed: tally.cacheBypassed },
+    metadata: { blueprints: blueprints.length, blueprints_completed: tally.blueprintsCompleted, cache_hits: tally.cacheHits, cache_bypassed: tally.cacheBypassed, ...budgetMetadata(budget) },
   };
 }
 

@@ -2,6 +2,7 @@ import type { Queue } from 'pg-boss';
 import type { Db } from '../db/client.ts';
 import type { Llm } from '../llm/openai.ts';
 import type { Logger } from '../logger.ts';
+import type { SpendBudget } from './spend-budget.ts';
 
 export const TRIGGERS = ['cron', 'manual', 'cli'] as const;
 export type Trigger = (typeof TRIGGERS)[number];
@@ -27,6 +28,9 @@ export type JobSettings = {
   extractBatchSize: number;
   llmConcurrency: number;
   dropsBatchSize: number;
+  /** LLM_DAILY_BUDGET_USD: most all jobs' LLM calls may cost per day of globalBudgetTimeZone; unset = none. */
+  globalDailyBudgetUsd?: number;
+  globalBudgetTimeZone?: string;
 };
 
 /** What a handler gets for one run. */
@@ -39,6 +43,8 @@ export type JobContext = {
   /** The job_logs row of this run; item claims point at it so a dead run's claims can be released. */
   logId: number;
   settings: JobSettings;
+  /** The daily LLM budgets in force, asked before each item; absent or NO_BUDGET when none (no queries). */
+  budget?: SpendBudget;
   /** Says how far the run is (items claimed, done, failed); free when nobody watches. */
   progress(counts: { total: number; processed: number; failed: number }): void;
 };

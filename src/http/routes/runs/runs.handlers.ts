@@ -4,6 +4,7 @@ import { createRunRequests } from '../../../boss/run-requests.ts';
 import { listSchedules } from '../../../boss/schedules.ts';
 import { countRuns, latestRun, latestRuns, listRuns, runById } from '../../../db/job-logs.ts';
 import type { JobPayload } from '../../../jobs/job.ts';
+import { budgetsToday } from '../../../jobs/budget-status.ts';
 import type { AppDeps } from '../../app.ts';
 import { knownJobOf } from '../../known-job.ts';
 import { negotiateLanguage } from '../../lib/language.ts';
@@ -45,8 +46,9 @@ export function runHandlers(deps: AppDeps) {
 
   const status: RouteHandler<typeof routes.status> = async (c) => {
     const [schedules, latestLogs, logCount] = await Promise.all([listSchedules(db), latestRuns(db, [...registry.keys()]), countRuns(db)]);
+    const budgets = await budgetsToday(db, schedules, { dailyBudgetUsd: deps.globalDailyBudgetUsd ?? null, timezone: deps.defaultTimeZone });
     const language = negotiateLanguage(c);
-    return c.json({ schedules: schedules.map((row) => withDescription(row, language)), latestLogs, totalLogs: logCount.total, totalLogsEstimated: logCount.estimated }, 200);
+    return c.json({ budgets, schedules: schedules.map((row) => withDescription(row, language)), latestLogs, totalLogs: logCount.total, totalLogsEstimated: logCount.estimated }, 200);
   };
 
   return { run, list, get, latest, status };

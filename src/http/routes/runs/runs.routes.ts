@@ -43,8 +43,24 @@ const RunWaitingSchema = z
   })
   .openapi('RunWaiting');
 
+const BudgetStatusSchema = z
+  .strictObject({
+    daily_budget_usd: z.number().nullable().openapi({ description: 'null: no budget' }),
+    spent_today_usd: z.number().openapi({ description: "what the LLM calls of the local day cost so far (the ledger, all instances)" }),
+    remaining_usd: z.number().nullable().openapi({ description: 'what is left today, never below 0; null without a budget' }),
+    day: z.string().openapi({ description: 'the local day, YYYY-MM-DD', example: '2027-03-12' }),
+    timezone: z.string().openapi({ description: "whose day: the schedule's zone, or SCHEDULER_TIMEZONE for the global budget" }),
+  })
+  .openapi('BudgetStatus');
+
 const StatusSchema = z
   .strictObject({
+    budgets: z
+      .strictObject({
+        jobs: z.record(z.string(), BudgetStatusSchema).openapi({ description: "each scheduled job's daily_budget_usd and today's spend, in its schedule's zone" }),
+        global: BudgetStatusSchema.openapi({ description: 'LLM_DAILY_BUDGET_USD across all jobs, in SCHEDULER_TIMEZONE' }),
+      })
+      .openapi({ description: 'daily LLM budgets: today\'s spend and what is left' }),
     schedules: z.array(ScheduleSchema),
     latestLogs: z.record(z.string(), z.union([RunSchema, z.null()])).openapi({ description: 'the latest run of each registered job, null before its first' }),
     totalLogs: z.number().int(),

@@ -26,6 +26,7 @@ const ScheduleRowSchema = z
     missed_policy: z.enum(MISSED_POLICIES).openapi({ description: 'occurrences missed while no instance ran: `skip` them, or run `once` for the latest' }),
     last_run_at: timestamp().nullable(),
     next_run_at: timestamp().nullable().openapi({ description: 'null when inactive' }),
+    daily_budget_usd: z.number().nullable().openapi({ description: "most the job's LLM calls may cost per day of its time zone, USD; null = no budget", example: 0.05 }),
     created_at: timestamp(),
     updated_at: timestamp(),
   }) satisfies z.ZodType<Serialized<JobScheduleRow>>;
@@ -109,8 +110,15 @@ export const SchedulePatchSchema = z
     is_active: z.boolean('is_active must be true or false').optional(),
     timezone: text().max(100, 'timezone is too long').optional().openapi({ example: 'UTC' }),
     missed_policy: z.enum(MISSED_POLICIES, `missed_policy must be one of: ${MISSED_POLICIES.join(', ')}`).optional(),
+    daily_budget_usd: z
+      .number('daily_budget_usd must be a number of USD or null')
+      .min(0, 'daily_budget_usd must be 0 or more')
+      .max(999_999, 'daily_budget_usd must be at most 999999')
+      .nullable()
+      .optional()
+      .openapi({ description: "most the job's LLM calls may cost per day of the schedule's time zone, USD (8 decimals kept); null removes the budget", example: 0.05 }),
   })
-  .refine((patch) => Object.keys(patch).length > 0, 'give at least one of cron_expression, is_active, timezone, missed_policy')
+  .refine((patch) => Object.keys(patch).length > 0, 'give at least one of cron_expression, is_active, timezone, missed_policy, daily_budget_usd')
   .openapi('SchedulePatch', { description: 'at least one field; fields left out keep their value' });
 
 const UNKNOWN_JOB = 'unknown job, or no schedule row for it';
@@ -153,7 +161,7 @@ export const update = createRoute({
   responses: {
     200: inLanguage(ScheduleSchema, 'the row as it is now'),
     ...errors({
-      400: 'invalid patch: unknown field, bad cron (6-field included, or an `@` word other than the macros), unknown time zone, NUL character, malformed JSON or non-JSON Content-Type',
+      400: 'invalid patch: unknown field, daily_budget_usd not null or a number from 0 to 999999, bad cron (6-field included, or an `@` word other than the macros), unknown time zone, NUL character, malformed JSON or non-JSON Content-Type',
       404: 'unknown job',
     }),
     ...API_ERRORS,

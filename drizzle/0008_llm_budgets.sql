@@ -1,0 +1,1 @@
+ALTER TABLE "job_schedule" ADD COLUMN "daily_budget_usd" numeric(14, 8);
