@@ -42,8 +42,6 @@
  *   cd /work/main && npm exec -- node bench/api-latency.ts [--quick]
  */
 import { performance } from 'node:perf_hooks';
-// @ts-ignore -- autocannon ships no type declarations; the minimal type used here is below.
-import autocannonUntyped from 'autocannon';
 import pg from 'pg';
 import { sleep } from '../testkit/poll.ts';
 import { freePort } from '../testkit/ports.ts';
@@ -51,31 +49,20 @@ import { spawnNode } from '../testkit/processes.ts';
 import {
   fmt,
   killOnCleanup,
+  loadRoute,
+  type LoadLength,
   machineLine,
   main,
   markdownTable,
   median,
   note,
   onCleanup,
-  percentile,
   QUICK,
   ratio,
   sized,
   startPostgres,
   stopGracefully,
 } from './lib.ts';
-
-// ---------------------------------------------------------------------------------------------
-// autocannon, the part of its programmatic API used here
-
-type AutocannonOptions = { url: string; connections: number; duration?: number; amount?: number; timeout: number };
-type AutocannonResult = { errors: number; timeouts: number; non2xx: number; duration: number; statusCodeStats: Record<string, { count: number }> };
-type AutocannonInstance = Promise<AutocannonResult> & {
-  /** Per response: status code, bytes, response time in ms (float). */
-  on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTimeMs: number) => void): AutocannonInstance;
-  stop(): void;
-};
-const autocannon = autocannonUntyped as (options: AutocannonOptions) => AutocannonInstance;
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
@@ -110,7 +97,7 @@ const serviceLog = new Map<string, number>();
 let drainClient: pg.Client | undefined;
 
 /** A run of a fixed duration, or of a fixed number of requests (all of which complete). */
-type Load = { durationS: number } | { amount: number };
+type Load = LoadLength;
 type Run = { mode: string; p50: number; p99: number; max: number; rps: number; ok: number; non2xx: number; errors: number; timeouts: number; codes: string };
 type Measured = { size: number; route: Route; runs: Run[]; bodyBytes: number };
 type StatusAnswer = { size: number; trueRows: number; totalLogs: unknown; estimated: unknown; bothJobs: boolean; latestIds: string; trueLatestIds: string; ms: number };
@@ -406,31 +393,11 @@ from (
 
 /** One autocannon run against `url` (a duration or a number of requests); latencies of 2xx answers only. */
 async function load(url: string, how: Load): Promise<Run> {
-  const latencies: number[] = [];
-  const instance = autocannon({ url, connections: CONNECTIONS, timeout: TIMEOUT_S, ...('amount' in how ? { amount: how.amount } : { duration: how.durationS }) });
-  instance.on('response', (_client, statusCode, _bytes, ms) => {
-    if (statusCode >= 200 && statusCode < 300) latencies.push(ms);
-  });
-  const result = await instance;
+  const run = await loadRoute(url, '', { connections: CONNECTIONS, timeoutS: TIMEOUT_S, ...how });
   // autocannon drops the connections at the end; the service still finishes what they asked for.
   // Wait for that, so it does not weigh on the next run.
   await drain();
-  const codes = Object.entries(result.statusCodeStats)
-    .map(([code, { count }]) => `${code}×${count}`)
-    .join(' ');
-  return {
-    mode: 'amount' in how ? `${how.amount} requests` : `${how.durationS} s`,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    // Not lib's max(): Math.max(...values) overflows the stack beyond ~100 k values.
-    max: latencies.length ? latencies.reduce((a, b) => (b > a ? b : a)) : Number.NaN,
-    rps: latencies.length / result.duration,
-    ok: latencies.length,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    codes: codes || 'none',
-  };
+  return { mode: 'amount' in how ? `${how.amount} requests` : `${how.durationS} s`, ...run };
 }
 
 /** Waits until no query of the service's own pool (application_name memodrops-scheduler) is running. */

@@ -328,19 +328,23 @@ type AutocannonInstance = Promise<AutocannonResult> & {
 
 export type LoadRun = { p50: number; p99: number; max: number; rps: number; ok: number; non2xx: number; errors: number; timeouts: number; codes: string };
 
+/** How long a load run lasts: a duration, or a number of requests that all complete. */
+export type LoadLength = { durationS: number } | { amount: number };
+
 /**
- * One closed-loop autocannon run of `connections` keep-alive connections for `durationS` against
- * `base` + `path` (a string, or a function called for every request, e.g. to vary an id). Latency
- * is per response, sub-millisecond, of 2xx answers only; the others are counted.
+ * One closed-loop autocannon run of `connections` keep-alive connections against `base` + `path`
+ * (a string, or a function called for every request, e.g. to vary an id), for `durationS` or
+ * `amount` requests. Latency is per response, sub-millisecond, of 2xx answers only; the others are
+ * counted.
  */
-export async function loadRoute(base: string, path: string | (() => string), { connections, durationS, timeoutS = 120 }: { connections: number; durationS: number; timeoutS?: number }): Promise<LoadRun> {
+export async function loadRoute(base: string, path: string | (() => string), { connections, timeoutS = 120, ...length }: { connections: number; timeoutS?: number } & LoadLength): Promise<LoadRun> {
   // @ts-ignore -- autocannon ships no type declarations; the part used is typed above.
   const autocannon = (await import('autocannon')).default as (options: AutocannonOptions) => AutocannonInstance;
   const latencies: number[] = [];
   const instance = autocannon({
     url: base + (typeof path === 'string' ? path : path()),
     connections,
-    duration: durationS,
+    ...('amount' in length ? { amount: length.amount } : { duration: length.durationS }),
     timeout: timeoutS,
     ...(typeof path === 'function' && { requests: [{ setupRequest: (request) => ({ ...request, path: path() }) }] }),
   });
