@@ -45,8 +45,14 @@ export function runHandlers(deps: AppDeps) {
   };
 
   const status: RouteHandler<typeof routes.status> = async (c) => {
-    const [schedules, latestLogs, logCount] = await Promise.all([listSchedules(db), latestRuns(db, [...registry.keys()]), countRuns(db)]);
-    const budgets = await budgetsToday(db, schedules, { dailyBudgetUsd: deps.globalDailyBudgetUsd ?? null, timezone: deps.defaultTimeZone });
+    const listed = listSchedules(db);
+    // The budgets need only the schedules: read alongside the runs, not after them.
+    const [schedules, budgets, latestLogs, logCount] = await Promise.all([
+      listed,
+      listed.then((rows) => budgetsToday(db, rows, { dailyBudgetUsd: deps.globalDailyBudgetUsd ?? null, timezone: deps.defaultTimeZone })),
+      latestRuns(db, [...registry.keys()]),
+      countRuns(db),
+    ]);
     const language = negotiateLanguage(c);
     return c.json({ budgets, schedules: schedules.map((row) => withDescription(row, language)), latestLogs, totalLogs: logCount.total, totalLogsEstimated: logCount.estimated }, 200);
   };
