@@ -21,7 +21,13 @@ const history = async (t: TestService, job: string, headers: Record<string, stri
 
 const sql = (t: TestService, text: string, params: unknown[] = []) => t.service.database.pool.query(text, params);
 
-const state = (cron_expression: string, timezone = 'UTC', is_active = true, missed_policy = 'skip') => ({ cron_expression, timezone, is_active, missed_policy });
+const state = (cron_expression: string, timezone = 'UTC', is_active = true, missed_policy = 'skip', daily_budget_usd: number | null = null) => ({
+  cron_expression,
+  timezone,
+  is_active,
+  missed_policy,
+  daily_budget_usd,
+});
 
 let passes = 0;
 
@@ -80,6 +86,30 @@ describe('schedule history, auth off', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ cron_expression: '30 2 * * *', timezone: 'America/Sao_Paulo', missed_policy: 'once' });
     expect(await snapshot(t)).toEqual(before);
+  });
+
+  it('a PUT of the daily budget alone is recorded, and leaves pg-boss and next_run_at as they were', async () => {
+    const schedule = async () => (await sql(t, 'select next_run_at, cron_expression from job_schedule where job_name = $1', [JOB])).rows[0];
+    const [before, held] = [await schedule(), await t.service.boss.getSchedule(JOB)];
+    expect((await put(t, JOB, { daily_budget_usd: 0.25 })).body.daily_budget_usd).toBe(0.25);
+    expect((await put(t, JOB, { daily_budget_usd: null })).body.daily_budget_usd).toBeNull();
+    const [cleared, set] = await history(t, JOB);
+    expect([set.before, set.after]).toEqual([state('30 2 * * *', 'America/Sao_Paulo', true, 'once'), state('30 2 * * *', 'America/Sao_Paulo', true, 'once', 0.25)]);
+    expect([cleared.before, cleared.after]).toEqual([set.after, set.before]);
+    expect(await schedule()).toEqual(before);
+    expect(await t.service.boss.getSchedule(JOB)).toEqual(held);
+  });
+
+  it('changes recorded before budgets existed read with daily_budget_usd null, and are not taken for a table edit', async () => {
+    const recorded = await history(t, JOB);
+    const strip = (column: string) => `case when ${column} -> 'daily_budget_usd' = 'null' then ${column} - 'daily_budget_usd' else ${column} end`;
+    await sql(t, `update job_schedule_changes set before = ${strip('before')}, after = ${strip('after')} where job_name = $1`, [JOB]);
+    expect((await sql(t, `select count(*)::int as n from job_schedule_changes where job_name = $1 and after ? 'daily_budget_usd'`, [JOB])).rows[0].n).toBe(1);
+    expect(await history(t, JOB)).toEqual(recorded);
+    // A PUT records a pending table edit first when the row differs from the latest record: here it does not.
+    expect((await put(t, JOB, { daily_budget_usd: 0.1 })).status).toBe(200);
+    expect((await put(t, JOB, { daily_budget_usd: null })).status).toBe(200);
+    expect((await history(t, JOB)).map((c) => c.source)).toEqual(['api', 'api', ...recorded.map((c) => c.source)]);
   });
 
   it('a refused PUT records nothing and changes nothing', async () => {

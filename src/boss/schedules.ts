@@ -2,7 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import { fromDrizzle, type Db as IDatabase, type PgBoss, type Schedule } from 'pg-boss';
 import type { Db } from '../db/client.ts';
 import { jobSchedule, type JobScheduleRow, type MissedPolicy, type ScheduleState } from '../db/schema.ts';
-import { latestScheduleState, recordScheduleChanges, sameState, stateOf, type ScheduleChange, type Tx } from '../db/schedule-changes.ts';
+import { latestScheduleState, recordScheduleChanges, sameState, sameTiming, stateOf, type ScheduleChange, type Tx } from '../db/schedule-changes.ts';
 import type { SchedulerEvents } from '../events.ts';
 import type { Logger } from '../logger.ts';
 import { cronProblem, nextOccurrence, parserCron, timeZoneProblem } from './cron.ts';
@@ -95,7 +95,9 @@ function heldState(held: Schedule | null, recorded: ScheduleState | null): Sched
   // The recorded state when pg-boss agrees with it: it keeps the spelling (`@midnight`) and, for a paused job, the cron.
   if (recorded && bossAgrees(held, recorded)) return recorded;
   if (!held) return null;
-  return { cron_expression: held.cron, timezone: held.timezone ?? 'UTC', is_active: true, missed_policy: held.options?.missed === 'once' ? 'once' : 'skip' };
+  // pg-boss holds no budget: the recorded one is what it was.
+  const missed_policy = held.options?.missed === 'once' ? 'once' : 'skip';
+  return { cron_expression: held.cron, timezone: held.timezone ?? 'UTC', is_active: true, missed_policy, daily_budget_usd: recorded?.daily_budget_usd ?? null };
 }
 
 /**
@@ -191,12 +193,15 @@ async function syncRow(deps: SchedulesDeps, jobName: string, report: Report): Pr
 
 /**
  * Applies an edit made through the API. The row, pg-boss and the history change in one transaction,
- * so they never disagree after a response. An edit that changes nothing touches nothing (no history).
+ * so they never disagree after a response. An edit that changes nothing touches nothing (no history);
+ * one of the budget alone is recorded but leaves pg-boss as it is.
  * A direct table edit the sync has not picked up yet is recorded first, so the history has no gap.
  */
 export async function updateSchedule(deps: Pick<SchedulesDeps, 'db' | 'boss' | 'logger' | 'events'>, jobName: string, patch: SchedulePatch, actor: ScheduleActor): Promise<JobScheduleRow> {
   const { db, boss, logger } = deps;
-  let unchanged = false;
+  // What the committed edit changed: pg-boss's part (cron, zone, active, missed) and the budget.
+  let timing = false;
+  let budget = false;
   const row = await db.transaction(async (tx) => {
     const [current] = await tx.select().from(jobSchedule).where(eq(jobSchedule.job_name, jobName)).for('update');
     if (!current) throw new ScheduleInputError(`no schedule for job "${jobName}"`);
@@ -205,33 +210,27 @@ export async function updateSchedule(deps: Pick<SchedulesDeps, 'db' | 'boss' | '
       timezone: patch.timezone ?? current.timezone,
       is_active: patch.is_active ?? current.is_active,
       missed_policy: patch.missed_policy ?? current.missed_policy,
+      daily_budget_usd: patch.daily_budget_usd === undefined ? current.daily_budget_usd : roundUsd(patch.daily_budget_usd),
     };
     const problem = scheduleProblem(next);
     if (problem) throw new ScheduleInputError(problem);
-    // The budget is no part of pg-boss's schedule nor of the history's state: it changes on its own.
-    const budget = patch.daily_budget_usd === undefined ? current.daily_budget_usd : roundUsd(patch.daily_budget_usd);
-    if (sameState(next, stateOf(current))) {
-      if (budget === current.daily_budget_usd) {
-        unchanged = true;
-        return current;
-      }
-      const [updated] = await tx.update(jobSchedule).set({ daily_budget_usd: budget, updated_at: sql`now()` }).where(eq(jobSchedule.id, current.id)).returning();
-      logger.info({ job: jobName, dailyBudgetUsd: budget }, `daily LLM budget of ${jobName} set to ${budget === null ? 'none' : `$${budget}`}`);
-      unchanged = true;
-      return updated!;
-    }
+    if (sameState(next, stateOf(current))) return current;
 
     const pending = await tableEdit(tx, current, await boss.getSchedule(jobName));
+    // The budget is the service's own: a change of it alone leaves pg-boss and next_run_at alone.
+    timing = !sameTiming(next, current);
+    budget = next.daily_budget_usd !== current.daily_budget_usd;
     const [updated] = await tx
       .update(jobSchedule)
-      .set({ ...next, daily_budget_usd: budget, next_run_at: nextRunAt(next), updated_at: sql`now()` })
+      .set({ ...next, ...(timing ? { next_run_at: nextRunAt(next) } : {}), updated_at: sql`now()` })
       .where(eq(jobSchedule.id, current.id))
       .returning();
-    await applyToBoss(boss, updated!, fromDrizzle(tx, sql));
+    if (timing) await applyToBoss(boss, updated!, fromDrizzle(tx, sql));
     await recordScheduleChanges(tx, [...(pending ? [pending] : []), { job_name: jobName, before: stateOf(current), after: stateOf(updated!), source: 'api', actor }]);
     return updated!;
   });
-  if (unchanged) return row;
+  if (budget) logger.info({ job: jobName, dailyBudgetUsd: row.daily_budget_usd }, `daily LLM budget of ${jobName} set to ${row.daily_budget_usd === null ? 'none' : `$${row.daily_budget_usd}`}`);
+  if (!timing) return row;
   logger.info({ job: jobName, cron: row.cron_expression, tz: row.timezone, active: row.is_active, missed: row.missed_policy }, `schedule of ${jobName} updated`);
   deps.events?.emit('schedule:changed', changed(row, 'api'));
   return row;

@@ -57,7 +57,8 @@ export const SCHEDULE_CHANGE_SOURCES = ['api', 'table', 'seed'] as const;
 export type ScheduleChangeSource = (typeof SCHEDULE_CHANGE_SOURCES)[number];
 
 /** What a schedule's row says at one moment; `before` of a seed is null. */
-export type ScheduleState = { cron_expression: string; timezone: string; is_active: boolean; missed_policy: MissedPolicy };
+/** A schedule as its history records it. Changes recorded before budgets existed (migration 0008) have no daily_budget_usd in the JSON; they are read as null. */
+export type ScheduleState = { cron_expression: string; timezone: string; is_active: boolean; missed_policy: MissedPolicy; daily_budget_usd: number | null };
 
 /** Every change to a schedule, newest last (GET /api/jobs/schedules/:jobName/history). */
 export const jobScheduleChanges = pgTable(

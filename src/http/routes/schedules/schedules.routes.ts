@@ -77,7 +77,13 @@ const SchedulePreviewSchema = z
   .openapi('SchedulePreview');
 
 const ScheduleStateSchema = z
-  .strictObject({ cron_expression: z.string(), timezone: z.string(), is_active: z.boolean(), missed_policy: z.enum(MISSED_POLICIES) })
+  .strictObject({
+    cron_expression: z.string(),
+    timezone: z.string(),
+    is_active: z.boolean(),
+    missed_policy: z.enum(MISSED_POLICIES),
+    daily_budget_usd: z.number().nullable().openapi({ description: 'null: no budget (and for changes recorded before budgets existed)' }),
+  })
   .openapi('ScheduleState') satisfies z.ZodType<ScheduleState>;
 
 const ScheduleChangeSchema = z
