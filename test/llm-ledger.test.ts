@@ -2,10 +2,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FakeReply, FakeRequest } from '../testkit/fake-openai.ts';
+import { startFakeOpenAI, type FakeOpenAI, type FakeReply, type FakeRequest } from '../testkit/fake-openai.ts';
 import { runScript } from '../testkit/processes.ts';
 import { EXTRACT_PROMPT } from '../src/jobs/extract-blueprints.prompt.ts';
 import { DROPS_PROMPT } from '../src/jobs/generate-drops.prompt.ts';
+import { loadEncoding } from '../src/llm/estimate-tokens.ts';
 import { createPrices, type Prices } from '../src/llm/prices.ts';
 import { call, type Json } from './support/http.ts';
 import { closedLog, createItem, itemKeyOf, keyedItem, trigger, userMessage } from './support/pipeline.ts';
@@ -172,6 +173,57 @@ describe('the LLM ledger, through real runs', () => {
     const after = await call(t, '/api/llm/prompts');
     expect(byName(after.body, 'exam_blueprint').made_with_older.blueprints).toBe(2);
     expect(byName(after.body, 'topic_drops').made_with_older).toEqual({ blueprints: null, drops: 7, cache_entries: 2 });
+  });
+});
+
+describe('cached prompt tokens, through real runs on a fake that caches prefixes as OpenAI does', () => {
+  const CACHE = { minTokens: 256, step: 32 };
+  const prices = createPrices();
+  let t: TestService;
+  let llm: FakeOpenAI;
+  beforeAll(async () => {
+    llm = await startFakeOpenAI({ promptCache: CACHE });
+    t = await startTestService({ OPENAI_MODEL: MODEL, LLM_CONCURRENCY: '1' }, { llm });
+    t.llm.respond(scripted({}));
+    for (const key of ['first', 'second', 'third']) await createItem(t, keyedItem(key));
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await llm?.close();
+  });
+
+  it.each(['extract-blueprints', 'generate-drops'])('%s: every call after the first finds its fixed part (schema, system text) cached; the log, ledger, cost and usage route carry it', async (job) => {
+    const sent = llm.requests.length;
+    const log = await runJob(t, job);
+    expect(log.status).toBe('COMPLETED');
+    const rows = await ledgerOf(t, log.id);
+    expect(rows.length).toBeGreaterThanOrEqual(3);
+
+    // The fixed part of this job's requests, as the fake tokenizes it for its cache.
+    const encoding = await loadEncoding('o200k_base');
+    const request = llm.requests[sent]!;
+    const fixed = encoding.count(JSON.stringify(request.body.response_format)) + encoding.count(`system\n${request.messages[0]!.content}`);
+    expect(request.messages[0]!.role).toBe('system');
+    const wholeSteps = Math.floor(fixed / CACHE.step) * CACHE.step;
+    for (const [i, row] of rows.entries()) {
+      // A job's first call has no request with its schema before it; every later one shares the fixed part, never the item.
+      if (i === 0) expect(row.cached_prompt_tokens).toBe(0);
+      else expect(row.cached_prompt_tokens).toBeGreaterThanOrEqual(wholeSteps);
+      expect(row.cached_prompt_tokens).toBeLessThan(row.prompt_tokens);
+      // Cached input is billed at its own (lower) price.
+      expect(Number(row.cost_usd)).toBeCloseTo(costOf(prices, row)!, 8);
+    }
+    const cached = sum(rows.map((r) => r.cached_prompt_tokens));
+    expect(log.metadata.llm.cached_prompt_tokens).toBe(cached);
+    const uncachedCost = sum(rows.map((r) => prices.cost(MODEL, { prompt_tokens: r.prompt_tokens, cached_prompt_tokens: 0, completion_tokens: r.completion_tokens })!));
+    expect(log.metadata.llm.cost_usd).toBeLessThan(uncachedCost);
+
+    const { status, body } = await call(t, `/api/llm/usage?groupBy=job&from=${new Date(log.started_at).toISOString()}`);
+    expect(status, JSON.stringify(body)).toBe(200);
+    const usage = body.rows.find((row: Json) => row.job_name === job);
+    expect(usage.cached_prompt_tokens).toBe(cached);
+    expect(usage.cached_share).toBeCloseTo(cached / usage.prompt_tokens, 4);
+    expect(usage.cached_share).toBeGreaterThan(0.2);
   });
 });
 

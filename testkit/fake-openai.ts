@@ -7,7 +7,7 @@ import { countPromptTokens, encodingOf, loadEncoding, type Encoding, type Encodi
 /** What the fake answers to one chat.completions request. */
 export type FakeReply =
   /** An object is JSON.stringify'd into message.content; a string is used as-is (lets tests send invalid JSON). */
-  | { content: unknown; usage?: { prompt_tokens: number; completion_tokens: number } }
+  | { content: unknown; usage?: { prompt_tokens: number; completion_tokens: number; cached_tokens?: number } }
   /** message.content null, message.refusal set. */
   | { refusal: string }
   /** An HTTP error, e.g. 500, 429, 401; body defaults to an OpenAI-style { error: { message, type, code } }. */
@@ -50,15 +50,30 @@ export type FakeOpenAIOptions = {
    * overhead. Default 'rough': about 4 characters a token.
    */
   usage?: 'rough' | 'tokenizer';
+  /**
+   * Simulates the provider's automatic prompt caching, as OpenAI describes it: a prompt of at least
+   * `minTokens` reports as cached the longest prefix it shares with an earlier request, in whole
+   * `step`s (OpenAI: 1024 and 128). The prefix is the response schema, then each message's role and
+   * content in order, tokenized; so only a layout with the fixed part first gets cache hits.
+   */
+  promptCache?: { minTokens: number; step: number };
 };
+
+/** Length of the common prefix of two token sequences. */
+function sharedPrefix(a: number[], b: number[]): number {
+  let n = 0;
+  while (n < a.length && n < b.length && a[n] === b[n]) n += 1;
+  return n;
+}
 
 /** Starts an HTTP server on 127.0.0.1 that speaks enough of the Chat Completions API for the openai SDK. */
 export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOpenAI> {
   const requests: FakeRequest[] = [];
+  const prefixes: number[][] = [];
   let responder: Responder = noResponder;
   // Loaded up front so counting stays synchronous; both encodings, since the model is per request.
   const encodings = new Map<EncodingName, Encoding>();
-  if (options.usage === 'tokenizer') {
+  if (options.usage === 'tokenizer' || options.promptCache) {
     for (const name of ['o200k_base', 'cl100k_base'] as const) encodings.set(name, await loadEncoding(name));
   }
 
@@ -127,8 +142,12 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       ? countPromptTokens(encoding, request.messages, body?.response_format)
       : tokens(request.messages.map((m) => m.content).join('\n')) + 3 * request.messages.length + 3;
     let completionTokens = encoding ? encoding.count(content ?? refusal ?? '') : tokens(content ?? refusal ?? '');
+    let cachedTokens = options.promptCache ? cachedPrefix(encoding!, request, options.promptCache) : 0;
     // A reply may set its usage, for a known cost per call (the budget tests).
-    if ('usage' in reply && reply.usage) ({ prompt_tokens: promptTokens, completion_tokens: completionTokens } = reply.usage);
+    if ('usage' in reply && reply.usage) {
+      ({ prompt_tokens: promptTokens, completion_tokens: completionTokens } = reply.usage);
+      cachedTokens = reply.usage.cached_tokens ?? 0;
+    }
     sendJson(res, 200, {
       id: `chatcmpl-${randomBytes(12).toString('base64url')}`,
       object: 'chat.completion',
@@ -146,9 +165,18 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
         prompt_tokens: promptTokens,
         completion_tokens: completionTokens,
         total_tokens: promptTokens + completionTokens,
+        prompt_tokens_details: { cached_tokens: Math.min(cachedTokens, promptTokens), audio_tokens: 0 },
       },
       system_fingerprint: 'fp_fake',
     });
+  }
+
+  function cachedPrefix(encoding: Encoding, request: FakeRequest, { minTokens, step }: { minTokens: number; step: number }): number {
+    const schema = request.body?.response_format === undefined ? [] : encoding.encode(JSON.stringify(request.body.response_format));
+    const tokens = [...schema, ...request.messages.flatMap((m) => encoding.encode(`${m.role}\n${m.content}`))];
+    const longest = Math.max(0, ...prefixes.map((earlier) => sharedPrefix(earlier, tokens)));
+    prefixes.push(tokens);
+    return tokens.length < minTokens ? 0 : Math.floor(longest / step) * step;
   }
 
   await new Promise<void>((resolve, reject) => {

@@ -8,7 +8,7 @@
 
 export type EncodingName = 'o200k_base' | 'cl100k_base';
 
-export type Encoding = { name: EncodingName; count(text: string): number };
+export type Encoding = { name: EncodingName; count(text: string): number; encode(text: string): number[] };
 
 export type ChatMessage = { role: string; content: string };
 
@@ -31,20 +31,15 @@ export function encodingOf(model: string): { name: EncodingName; known: boolean 
 
 const AS_PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 
-const loaded = new Map<EncodingName, Promise<Encoding>>();
-
-/** The tokenizer's tables take ~0.5 s to load: once per process, on first use, not at startup. */
-export function loadEncoding(name: EncodingName): Promise<Encoding> {
-  let encoding = loaded.get(name);
-  if (!encoding) {
-    encoding = (name === 'o200k_base' ? import('gpt-tokenizer/encoding/o200k_base') : import('gpt-tokenizer/encoding/cl100k_base')).then((module) => ({
-      name,
-      // Special-token text in a notice is plain text to the API: count it as such, never throw.
-      count: (text: string) => module.countTokens(text, AS_PLAIN_TEXT),
-    }));
-    loaded.set(name, encoding);
-  }
-  return encoding;
+/** The tokenizer's tables take ~0.5 s to load: on first use, not at startup; Node's module cache keeps them for the process. */
+export async function loadEncoding(name: EncodingName): Promise<Encoding> {
+  const module = name === 'o200k_base' ? await import('gpt-tokenizer/encoding/o200k_base') : await import('gpt-tokenizer/encoding/cl100k_base');
+  return {
+    name,
+    // Special-token text in a notice is plain text to the API: count it as such, never throw.
+    count: (text: string) => module.countTokens(text, AS_PLAIN_TEXT),
+    encode: (text: string) => module.encode(text, AS_PLAIN_TEXT),
+  };
 }
 
 /** Prompt tokens of one request by COUNTING_RULE; `responseFormat` is the object sent (undefined: none). */
