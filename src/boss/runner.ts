@@ -3,7 +3,6 @@ import type { JobResult, JobWithMetadata, PgBoss } from 'pg-boss';
 import { z } from 'zod';
 import type { Db } from '../db/client.ts';
 import { closeCancelledRuns, closeRuns, openRuns, type RunEnd } from '../db/job-logs.ts';
-import { ConfigurationError } from '../errors.ts';
 import { noEvents, type SchedulerEventMap, type SchedulerEvents } from '../events.ts';
 import type { Llm, LlmSession, LlmUsage } from '../llm/openai.ts';
 import type { Logger } from '../logger.ts';
@@ -13,6 +12,7 @@ import { failuresMetadata, ItemsConfigurationError, summarizeFailures } from '..
 import { recordRun } from './schedules.ts';
 import { budgetEventOf, runBudget } from './run-budget.ts';
 import { CANCELLED_BY_OPERATOR, RunCancelledError, stoppedByCancel } from './cancel.ts';
+import { CANCELLED, fateOf } from './run-fate.ts';
 
 export type RunnerDeps = {
   db: Db;
@@ -69,15 +69,6 @@ export type Runner = {
 
 /** `cron`: the occurrence a schedule's job is for, and whether it is a missed one sent on restart. */
 type Run = { job: JobWithMetadata<unknown>; trigger: Trigger; attempt: number; cron?: { occurrence: string; catch_up?: true } };
-/** What pg-boss is told about a failed run, and what its log and log line say about that. */
-type Fate = { status: JobResult['status']; note: string; output: Record<string, unknown>; metadata: Record<string, unknown> };
-
-/**
- * A cancelled run: not retried, not dead-lettered. pg-boss holds its job `cancelled` already and
- * settles nothing more (its settles are fenced to active jobs); `completed` is what we would want if
- * it somehow did, so that what pg-boss does still matches `will_retry: false`.
- */
-const CANCELLED: Fate = { status: 'completed', note: ' (not retried)', output: { cancelled: true }, metadata: { will_retry: false, cancelled: true } };
 /** How a run ended, ready for the closing update and for pg-boss. */
 type Ending = {
   logId: number;
@@ -232,7 +223,7 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
           : job.signal.aborted
             ? `interrupted: ${abortReason(job.signal.reason)}`
             : reasonOf(error, 'unknown error');
-      const fate = cancelled ? CANCELLED : await fateOf(def, job, attempt, error);
+      const fate = cancelled ? CANCELLED : await fateOf({ boss, logger }, def, job, attempt, error);
       log().error({ reason, willRetry: fate.metadata.will_retry }, `job ${def.name} failed: ${reason}${fate.note}`);
       // A run refused item by item still counts the items it tried.
       const tried = error instanceof ItemsConfigurationError ? { itemsProcessed: 0, itemsFailed: error.failures.length } : null;
@@ -245,48 +236,6 @@ export function createRunner({ db, boss, llm, logger, settings, worker = THIS_WO
     }
   }
 
-
-  /**
-   * What pg-boss will do with a failed run, decided here so that its log can say so truthfully:
-   * - on a stately queue pg-boss keeps one job waiting to retry; when another run of the job already
-   *   holds that place, this run could only go to the dead-letter queue (pg-boss's retry would find
-   *   the place taken). The runs of a job are interchangeable (each takes whatever is pending), so
-   *   the pending retry absorbs this failure: pg-boss records this run completed and the log names
-   *   the retry that does its work. A run is dead-lettered only when no retry of its job is pending.
-   *   While this run is active no other run of a stately queue can be, so that place cannot change
-   *   hands before pg-boss settles this run (barring an operator cancelling the pending retry);
-   * - a configuration error is not retried (no retry can fix a setting): dead-lettered at once;
-   * - otherwise pg-boss retries while attempts are left, then dead-letters.
-   */
-  async function fateOf(def: JobDefinition, job: JobWithMetadata<unknown>, attempt: number, error: unknown): Promise<Fate> {
-    const pending = def.queue.policy === 'stately' ? await pendingRetryOf(def.name, job.id) : null;
-    if (pending) {
-      return { status: 'completed', note: ` (not retried: job ${pending}'s pending retry will do this work)`, output: { absorbed_by_job_id: pending }, metadata: { will_retry: false, absorbed_by_job_id: pending } };
-    }
-    if (error instanceof ConfigurationError) {
-      const failures = error instanceof ItemsConfigurationError ? failuresMetadata(error.failures) : undefined;
-      return {
-        status: 'deadletter',
-        note: ' (configuration: not retried, dead-lettered)',
-        output: { configuration_error: true },
-        metadata: { will_retry: false, dead_lettered: true, configuration_error: { variables: error.variables }, ...failures },
-      };
-    }
-    if (attempt <= job.retryLimit) return { status: 'failed', note: ' (will retry)', output: {}, metadata: { will_retry: true } };
-    return { status: 'failed', note: ' (retries spent: dead-lettered)', output: {}, metadata: { will_retry: false, dead_lettered: true } };
-  }
-
-  /** The job of this queue waiting to retry, other than `jobId`; null when there is none or it cannot be read. */
-  async function pendingRetryOf(jobName: string, jobId: string): Promise<string | null> {
-    try {
-      const queued = await boss.findJobs(jobName, { queued: true, limit: 10 });
-      return queued.find((j) => j.state === 'retry' && j.id !== jobId)?.id ?? null;
-    } catch (error) {
-      // Unknown: let pg-boss decide as it would without us (a retry, or a dead letter if the place is taken).
-      logger.warn({ err: error, job: jobName }, 'could not read the queue to see whether a retry is pending');
-      return null;
-    }
-  }
 
   /**
    * One update closes every log of the batch; a log the reaper already closed stays closed, except
