@@ -17,6 +17,7 @@ import type { Metrics } from '../metrics/registry.ts';
 import { requireBearer } from './auth.ts';
 import { createRouter } from './lib/create-router.ts';
 import { bodiesAreJson } from './lib/validation.ts';
+import { registerConsole } from './console.ts';
 import { registerOpenApi } from './open-api.ts';
 import { rateLimitPerClient } from './rate-limit.ts';
 import { alertsRouter } from './routes/alerts/alerts.index.ts';
@@ -32,6 +33,7 @@ import { queueRouter } from './routes/queue/queue.index.ts';
 import { rootRouter } from './routes/root/root.index.ts';
 import { runsRouter } from './routes/runs/runs.index.ts';
 import { schedulesRouter } from './routes/schedules/schedules.index.ts';
+import { statsRouter } from './routes/stats/stats.index.ts';
 
 /** What the HTTP layer needs: the service's parts, and the settings of the API itself. */
 export type AppDeps = {
@@ -119,11 +121,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<BlankEnv> {
     blueprintsRouter(deps),
     dropsRouter(deps),
     llmRouter(deps),
+    statsRouter(deps),
     ...(deps.estimate ? [estimateRouter({ ...deps, estimate: deps.estimate })] : []),
     ...(deps.metrics ? [metricsRouter({ metrics: deps.metrics })] : []),
   ];
   for (const router of routers) app.route('/', router);
   registerOpenApi(app);
+  registerConsole(app);
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((error, c) => {

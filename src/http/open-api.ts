@@ -91,5 +91,4 @@ export function registerOpenApi(app: OpenAPIHono<BlankEnv>): void {
     return c.body(await body, 200, { 'Content-Type': type, 'Cache-Control': 'public, max-age=3600' });
   });
 
-  app.get('/', (c) => c.redirect('/docs'));
 }

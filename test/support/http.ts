@@ -48,14 +48,14 @@ export async function readJson(res: Response): Promise<Json> {
 
 /**
  * Routes the service answers that the OpenAPI document leaves out on purpose: the document itself
- * and the documentation page. (Hono's spelling of paths.)
+ * the documentation page, and the console's page and files. (Hono's spelling of paths.)
  */
-export const UNDOCUMENTED_ROUTES = ['GET /', 'GET /docs', 'GET /docs/assets/:file', 'GET /openapi.json'];
+export const UNDOCUMENTED_ROUTES = ['GET /', 'GET /docs', 'GET /docs/assets/:file', 'GET /openapi.json', 'GET /console/app/*', 'GET /console/vendor/:file'];
 
 type Operation = { responses: Record<string, { content?: Record<string, { schema: object }> }> };
 type Document = { paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, object> } };
 
-const undocumented = UNDOCUMENTED_ROUTES.map((route) => new RegExp(`^${route.replace(/:[^/]+/g, '[^/]+')}$`));
+const undocumented = UNDOCUMENTED_ROUTES.map((route) => new RegExp(`^${route.replace(/:[^/]+/g, '[^/]+').replace(/\*$/, '.+')}$`));
 
 /** What the /api/* middleware answers before any route is matched (token, body size, Content-Type), besides the JSON 404. */
 const UNROUTED_API_STATUSES = [400, 401, 403, 404, 413];

@@ -1,11 +1,17 @@
 import type { RouteHandler } from '@hono/zod-openapi';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../../../db/client.ts';
-import { LINKS, type healthz as healthzRoute, type index as indexRoute } from './root.routes.ts';
+import { LINKS, type healthz as healthzRoute, type index as indexRoute, type session as sessionRoute } from './root.routes.ts';
 import { withTimeout } from '../../../with-timeout.ts';
 
 export function rootHandlers({ db }: { db: Db }) {
   const index: RouteHandler<typeof indexRoute> = (c) => c.json({ links: LINKS }, 200);
+
+  const session: RouteHandler<typeof sessionRoute> = (c) => {
+    // Set by requireBearer; unset when the API runs without API_TOKEN.
+    const role = c.get('tokenRole') ?? null;
+    return c.json({ auth: role !== null, role, can_write: role !== 'api_token_readonly' }, 200);
+  };
 
   const healthz: RouteHandler<typeof healthzRoute> = async (c) => {
     try {
@@ -16,5 +22,5 @@ export function rootHandlers({ db }: { db: Db }) {
     }
   };
 
-  return { index, healthz };
+  return { index, session, healthz };
 }

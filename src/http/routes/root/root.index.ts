@@ -5,7 +5,7 @@ import * as routes from './root.routes.ts';
 
 export function rootRouter(deps: { db: Db }) {
   const handlers = rootHandlers(deps);
-  return createRouter().openapi(routes.index, handlers.index).openapi(routes.healthz, handlers.healthz);
+  return createRouter().openapi(routes.index, handlers.index).openapi(routes.session, handlers.session).openapi(routes.healthz, handlers.healthz);
 }
 
 /** The health check alone, for an instance that serves no API (a worker's metrics port). */

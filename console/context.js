@@ -1,0 +1,13 @@
+import { createContext } from 'preact';
+import { useContext } from 'preact/hooks';
+import { html } from './html.js';
+
+/** What every page needs: the translator `t`, the formats `f`, the language, and whether this token may write. */
+export const ConsoleContext = createContext(null);
+export const useConsole = () => useContext(ConsoleContext);
+
+/** A button for a write: disabled, with the reason as its tooltip, for the read-only token. */
+export function WriteButton({ onClick, children, busy, ...rest }) {
+  const { t, canWrite } = useConsole();
+  return html`<button type="button" ...${rest} disabled=${!canWrite || busy} title=${canWrite ? rest.title : t('auth.readOnlyWhy')} onClick=${onClick}>${children}</button>`;
+}
