@@ -52,6 +52,6 @@ export function Chart({ title, days, series, bars = false, format = String, heig
 export function pivot(rows, { label, value }) {
   const days = [...new Set(rows.map((r) => r.day))].sort();
   const labels = [...new Set(rows.map(label))].sort();
-  const series = labels.map((name) => ({ label: name, values: days.map((day) => rows.filter((r) => r.day === day && label(r) === name).reduce((sum, r) => (sum ?? 0) + value(r), null)) }));
+  const series = labels.map((name) => ({ label: name, values: days.map((day) => rows.filter((r) => r.day === day && label(r) === name && value(r) !== null).reduce((sum, r) => (sum ?? 0) + value(r), null)) }));
   return { days, series };
 }

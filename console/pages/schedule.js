@@ -31,6 +31,8 @@ function useCronPreview(cron, timezone) {
 
 export function Schedule({ params: [job] }) {
   const { t } = useConsole();
+  // Here, not in the form: a save reloads the schedule, and the form starts afresh from it.
+  const [result, setResult] = useState(null);
   const live = useLive(async () => {
     const [schedule, history] = await Promise.all([api(`/api/jobs/schedules/${encodeURIComponent(job)}`), api(`/api/jobs/schedules/${encodeURIComponent(job)}/history?limit=50`)]);
     return { schedule, history };
@@ -42,12 +44,13 @@ export function Schedule({ params: [job] }) {
       <a href="#/overview">${t('schedule.back')}</a>
       <${LiveNote} live=${live} />
     </div>
-    <${ScheduleForm} key=${live.data.schedule.updated_at} schedule=${live.data.schedule} onSaved=${live.reload} />
+    <${ScheduleForm} key=${live.data.schedule.updated_at} schedule=${live.data.schedule} onResult=${setResult} onSaved=${live.reload} />
+    ${result ? html`<p role="status" class=${result.ok ? 'note' : 'error'}>${result.text}</p>` : null}
     <${History} changes=${live.data.history} />
   </section>`;
 }
 
-function ScheduleForm({ schedule, onSaved }) {
+function ScheduleForm({ schedule, onResult: setResult, onSaved }) {
   const { t, f } = useConsole();
   const [form, setForm] = useState({
     cron_expression: schedule.cron_expression,
@@ -55,7 +58,6 @@ function ScheduleForm({ schedule, onSaved }) {
     missed_policy: schedule.missed_policy,
     budget: schedule.daily_budget_usd === null ? '' : String(schedule.daily_budget_usd),
   });
-  const [result, setResult] = useState(null);
   const [busy, setBusy] = useState(false);
   const preview = useCronPreview(form.cron_expression, form.timezone);
   const set = (name) => (event) => setForm({ ...form, [name]: event.currentTarget.value });
@@ -63,6 +65,7 @@ function ScheduleForm({ schedule, onSaved }) {
   const save = async (event) => {
     event.preventDefault();
     setBusy(true);
+    setResult(null);
     try {
       const budget = form.budget.trim() === '' ? null : Number(form.budget);
       await api(`/api/jobs/schedules/${encodeURIComponent(schedule.job_name)}`, {
@@ -105,7 +108,6 @@ function ScheduleForm({ schedule, onSaved }) {
     <div class="actions">
       <${WriteButton} type="submit" class="primary" busy=${busy || Boolean(preview.error)} onClick=${undefined}>${t('schedule.save')}</${WriteButton}>
     </div>
-    ${result ? html`<p role="status" class=${result.ok ? 'note' : 'error'}>${result.text}</p>` : null}
   </form>`;
 }
 
