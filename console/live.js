@@ -47,3 +47,20 @@ export function useLive(load, deps = []) {
 
   return { ...state, hidden, reload };
 }
+
+/**
+ * An action a page offers (cancel, retry, run now…): `act(async () => message)` shows the message,
+ * or the service's error, in `message`, and then reloads `live` so the page shows the result.
+ */
+export function useAction(live) {
+  const [message, setMessage] = useState(null);
+  const act = async (action) => {
+    try {
+      setMessage({ ok: true, text: await action() });
+    } catch (error) {
+      setMessage({ ok: false, text: error.message });
+    }
+    live.reload();
+  };
+  return { message, act };
+}

@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
 import SwaggerParser from '@apidevtools/swagger-parser';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { hasChromium, launchChromium, noChromiumNote, watchedPage } from '../testkit/browser.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobLogs } from '../src/db/schema.ts';
 import { asJson, call, createContractCheck, expectError, type Json, UNDOCUMENTED_ROUTES } from './support/http.ts';
@@ -9,7 +9,6 @@ import { startTestService, type TestService } from './support/service.ts';
 /** The API contract: GET /openapi.json, the routes it describes, and the Swagger UI at /docs. */
 
 const TOKEN = 'openapi-test-token-0123456789abcdef';
-const CHROMIUM = '/usr/bin/chromium';
 const auth = { authorization: `Bearer ${TOKEN}` };
 
 type Operation = { security?: Array<Record<string, string[]>>; responses: Record<string, Json>; operationId?: string; summary?: string };
@@ -146,13 +145,12 @@ describe('the OpenAPI document (API_TOKEN set)', () => {
   });
 });
 
-const hasChromium = existsSync(CHROMIUM);
-describe.skipIf(!hasChromium)(`Swagger UI at /docs in headless Chromium${hasChromium ? '' : ` (skipped: no Chromium binary at ${CHROMIUM})`}`, () => {
+describe.skipIf(!hasChromium)(`Swagger UI at /docs in headless Chromium${noChromiumNote}`, () => {
   let t: TestService;
   let browser: Browser;
   beforeAll(async () => {
     t = await startTestService({ API_TOKEN: TOKEN });
-    browser = await chromium.launch({ executablePath: CHROMIUM });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
@@ -161,17 +159,7 @@ describe.skipIf(!hasChromium)(`Swagger UI at /docs in headless Chromium${hasChro
 
   /** Opens /docs in a fresh context; returns the page and every URL it requested. */
   async function openDocs() {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-    const page = await context.newPage();
-    // A step that cannot happen fails in seconds, naming its locator, instead of at the test's timeout.
-    page.setDefaultTimeout(5_000);
-    // Loading the page is Chromium parsing a 1 MB bundle: seconds on a busy 2-core machine.
-    page.setDefaultNavigationTimeout(30_000);
-    const requested: string[] = [];
-    const problems: string[] = [];
-    page.on('request', (request) => requested.push(request.url()));
-    page.on('console', (message) => message.type() === 'error' && problems.push(message.text()));
-    page.on('pageerror', (error) => problems.push(error.message));
+    const { page, context, requested, problems } = await watchedPage(browser, { viewport: { width: 1280, height: 1000 } });
     await page.goto(`${t.service.url}/docs`);
     await page.getByText('List every schedule').first().waitFor();
     return { page, context, requested, problems };

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useConsole, WriteButton } from '../context.js';
 import { html } from '../html.js';
-import { useLive } from '../live.js';
+import { useAction, useLive } from '../live.js';
 import { LiveNote } from '../parts.js';
 
 const STATUSES = ['PENDING', 'PROCESSING', 'BLUEPRINT_DONE', 'BLUEPRINT_ERROR'];
@@ -16,21 +16,13 @@ function Items() {
   const { t, f } = useConsole();
   const [status, setStatus] = useState('');
   const [offset, setOffset] = useState(0);
-  const [message, setMessage] = useState(null);
   const live = useLive(async () => {
     const query = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(offset), ...(status ? { status } : {}) });
     const [items, blueprints] = await Promise.all([api(`/api/harvest-items?${query}`), api('/api/blueprints?limit=20')]);
     return { items, blueprints };
   }, [status, offset]);
 
-  const act = async (action) => {
-    try {
-      setMessage({ ok: true, text: await action() });
-    } catch (error) {
-      setMessage({ ok: false, text: error.message });
-    }
-    live.reload();
-  };
+  const { message, act } = useAction(live);
   const retry = (item) => act(async () => t('pipeline.retried', { id: (await api(`/api/harvest-items/${item.id}/retry`, { method: 'POST', body: {} })).id }));
   const retryFailed = () => act(async () => t('pipeline.retriedAll', { count: (await api('/api/harvest-items/retry-failed', { method: 'POST', body: {} })).retried }));
 
@@ -142,23 +134,19 @@ async function allDrops(blueprintId) {
 
 function Blueprint({ id }) {
   const { t, f } = useConsole();
-  const [message, setMessage] = useState(null);
   const [bypassCache, setBypassCache] = useState(false);
   const live = useLive(async () => {
     const [blueprint, drops] = await Promise.all([api(`/api/blueprints/${encodeURIComponent(id)}`), allDrops(id)]);
     return { blueprint, drops };
   }, [id]);
+  const { message, act } = useAction(live);
   if (!live.data) return html`<${LiveNote} live=${live} />`;
   const { blueprint, drops } = live.data;
-  const regenerate = async () => {
-    try {
+  const regenerate = () =>
+    act(async () => {
       await api(`/api/blueprints/${blueprint.id}/regenerate-drops`, { method: 'POST', body: { bypassCache } });
-      setMessage({ ok: true, text: t('pipeline.regenerating') });
-    } catch (error) {
-      setMessage({ ok: false, text: error.message });
-    }
-    live.reload();
-  };
+      return t('pipeline.regenerating');
+    });
   return html`<section aria-labelledby="blueprint-title">
     <div class="heading">
       <h1 id="blueprint-title">${t('pipeline.blueprint', { id: blueprint.id, exam: blueprint.exam_name })}</h1>

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useConsole, WriteButton } from '../context.js';
 import { html } from '../html.js';
-import { useLive } from '../live.js';
+import { useAction, useLive } from '../live.js';
 import { LiveNote } from '../parts.js';
 
 const DEAD_LETTERS_SHOWN = 100;
@@ -10,21 +10,13 @@ const DEAD_LETTERS_SHOWN = 100;
 export function Queue() {
   const { t, f } = useConsole();
   const [jobName, setJobName] = useState('');
-  const [message, setMessage] = useState(null);
   const live = useLive(async () => {
     const filter = jobName ? `jobName=${encodeURIComponent(jobName)}&` : '';
     const [schedules, queue, deadLetters] = await Promise.all([api('/api/jobs/schedules'), api(`/api/jobs/queue?${filter}limit=1000`), api(`/api/jobs/dead-letters?${filter}limit=${DEAD_LETTERS_SHOWN}`)]);
     return { jobs: schedules.map((s) => s.job_name), queue, deadLetters };
   }, [jobName]);
 
-  const act = async (action) => {
-    try {
-      setMessage({ ok: true, text: await action() });
-    } catch (error) {
-      setMessage({ ok: false, text: error.message });
-    }
-    live.reload();
-  };
+  const { message, act } = useAction(live);
   const cancel = (run) => act(async () => (await api(`/api/jobs/runs/${run.job_id}/cancel`, { method: 'POST', body: {} })).message);
   const redrive = (letter) => act(async () => (await api(`/api/jobs/dead-letters/${letter.id}/retry`, { method: 'POST', body: {} })).message);
   /** Every dead letter shown, one after another: a job with a run already waiting refuses the rest (409), which is said, not hidden. */

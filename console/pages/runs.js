@@ -3,7 +3,7 @@ import { api } from '../api.js';
 import { useConsole, WriteButton } from '../context.js';
 import { Chart, pivot } from '../chart.js';
 import { html } from '../html.js';
-import { useLive } from '../live.js';
+import { useAction, useLive } from '../live.js';
 import { LiveNote, RunStatus } from '../parts.js';
 
 const PAGE_SIZE = 50;
@@ -102,18 +102,11 @@ function RunDetail({ id }) {
     const queued = run.job_id ? (await api(`/api/jobs/queue?jobName=${encodeURIComponent(run.job_name)}&limit=1000`)).find((j) => j.job_id === run.job_id) : undefined;
     return { run, queued };
   }, [id]);
-  const [message, setMessage] = useState(null);
+  const { message, act } = useAction(live);
   if (!live.data) return html`<${LiveNote} live=${live} />`;
   const { run, queued } = live.data;
   const m = run.metadata ?? {};
-  const cancel = async () => {
-    try {
-      setMessage({ ok: true, text: (await api(`/api/jobs/runs/${run.job_id}/cancel`, { method: 'POST', body: {} })).message });
-    } catch (error) {
-      setMessage({ ok: false, text: error.message });
-    }
-    live.reload();
-  };
+  const cancel = () => act(async () => (await api(`/api/jobs/runs/${run.job_id}/cancel`, { method: 'POST', body: {} })).message);
   const rows = [
     [t('runs.job'), run.job_name],
     [t('runs.status'), html`<${RunStatus} status=${run.status} />`],
