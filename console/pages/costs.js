@@ -1,5 +1,5 @@
 import { api } from '../api.js';
-import { Chart, pivot } from '../chart.js';
+import { Chart, lastDays, pivot } from '../chart.js';
 import { useConsole } from '../context.js';
 import { html } from '../html.js';
 import { useLive } from '../live.js';
@@ -20,8 +20,10 @@ export function Costs() {
   const live = useLive(loadCosts);
   if (!live.data) return html`<${LiveNote} live=${live} />`;
   const { usage, prompts, estimates } = live.data;
-  const cost = pivot(usage.rows, { label: (r) => r.job_name, value: (r) => r.cost_usd ?? 0 });
-  const tokens = pivot(usage.rows, { label: (r) => r.job_name, value: (r) => r.prompt_tokens + r.completion_tokens });
+  // Days are each job's schedule zone (grouped by job); the window's are UTC's, near enough for an axis.
+  const window = lastDays(DAYS, 'UTC');
+  const cost = pivot(usage.rows, { label: (r) => r.job_name, value: (r) => r.cost_usd ?? 0, days: window });
+  const tokens = pivot(usage.rows, { label: (r) => r.job_name, value: (r) => r.prompt_tokens + r.completion_tokens, days: window });
   return html`<section aria-labelledby="costs-title">
     <div class="heading">
       <h1 id="costs-title">${t('costs.title')}</h1>
@@ -29,8 +31,8 @@ export function Costs() {
     </div>
     <p>${t('costs.total', { days: DAYS, cost: f.usd(usage.total.cost_usd ?? 0), calls: f.number(usage.total.calls), share: Math.round(usage.total.cached_share * 100) })}</p>
     <div class="charts">
-      <${Chart} title=${t('costs.costPerDay')} days=${cost.days} series=${cost.series} bars=${true} format=${(v) => f.usd(v)} />
-      <${Chart} title=${t('costs.tokensPerDay')} days=${tokens.days} series=${tokens.series} bars=${true} format=${(v) => f.number(v)} />
+      <${Chart} title=${t('costs.costPerDay')} days=${cost.days} series=${cost.series} format=${(v) => `$${Number(v.toPrecision(2))}`} />
+      <${Chart} title=${t('costs.tokensPerDay')} days=${tokens.days} series=${tokens.series} format=${(v) => f.number(v)} />
     </div>
     <h2>${t('costs.byDay')}</h2>
     <table class="table usage">

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useConsole, WriteButton } from '../context.js';
-import { Chart, pivot } from '../chart.js';
+import { Chart, lastDays, pivot } from '../chart.js';
 import { html } from '../html.js';
 import { useAction, useLive } from '../live.js';
 import { LiveNote, RunStatus } from '../parts.js';
@@ -156,15 +156,15 @@ function RunCharts({ jobName }) {
   const live = useLive(() => api(`/api/jobs/stats?from=${new Date(Date.now() - CHART_DAYS * 86_400_000).toISOString()}${jobName ? `&job=${encodeURIComponent(jobName)}` : ''}`), [jobName]);
   if (!live.data) return null;
   const rows = live.data.days;
-  const days = [...new Set(rows.map((r) => r.day))].sort();
+  const days = [...new Set([...lastDays(CHART_DAYS, live.data.timezone), ...rows.map((r) => r.day)])].sort();
   const perDay = (label, value) => ({ label, values: days.map((day) => rows.filter((r) => r.day === day).reduce((sum, r) => sum + value(r), 0)) });
   const byStatus = ['COMPLETED', 'FAILED', 'STARTED'].map((status) => perDay(t(`status.${status}`), (r) => r.runs[status.toLowerCase()]));
-  const p50 = pivot(rows, { label: (r) => `${r.job_name} p50`, value: (r) => r.duration_ms.p50 });
-  const p95 = pivot(rows, { label: (r) => `${r.job_name} p95`, value: (r) => r.duration_ms.p95 });
+  const p50 = pivot(rows, { label: (r) => `${r.job_name} p50`, value: (r) => r.duration_ms.p50, days });
+  const p95 = pivot(rows, { label: (r) => `${r.job_name} p95`, value: (r) => r.duration_ms.p95, days });
   const items = [perDay(t('runs.itemsDone'), (r) => r.items_processed), perDay(t('runs.itemsFailed'), (r) => r.items_failed)];
   return html`<div class="charts" aria-label=${t('runs.charts', { days: CHART_DAYS, zone: live.data.timezone })}>
-    <${Chart} title=${t('runs.perDay', { zone: live.data.timezone })} days=${days} series=${byStatus} bars=${true} format=${(v) => f.number(v)} />
-    <${Chart} title=${t('runs.durations')} days=${p50.days} series=${[...p50.series, ...p95.series]} format=${(v) => f.duration(v)} />
-    <${Chart} title=${t('runs.itemsPerDay')} days=${days} series=${items} bars=${true} format=${(v) => f.number(v)} />
+    <${Chart} title=${t('runs.perDay', { zone: live.data.timezone })} days=${days} series=${byStatus} format=${(v) => f.number(v)} />
+    <${Chart} title=${t('runs.durations')} days=${days} series=${[...p50.series, ...p95.series]} format=${(v) => f.duration(v)} />
+    <${Chart} title=${t('runs.itemsPerDay')} days=${days} series=${items} format=${(v) => f.number(v)} />
   </div>`;
 }
