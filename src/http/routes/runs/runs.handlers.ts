@@ -26,8 +26,10 @@ export function runHandlers(deps: AppDeps) {
   };
 
   const list: RouteHandler<typeof routes.list> = async (c) => {
-    const { jobName, limit, offset } = c.req.valid('query');
-    return c.json(await listRuns(db, { jobName: jobName === undefined ? undefined : knownJob(jobName), limit, offset }), 200);
+    const { jobName, status, trigger, before, limit, offset = 0 } = c.req.valid('query');
+    const rows = await listRuns(db, { jobName: jobName === undefined ? undefined : knownJob(jobName), status, trigger, before, limit, offset });
+    if (!rows) return c.json({ error: `before: no log with id ${before}` }, 404);
+    return c.json(rows, 200);
   };
 
   const get: RouteHandler<typeof routes.get> = async (c) => {
@@ -45,11 +47,9 @@ export function runHandlers(deps: AppDeps) {
   };
 
   const status: RouteHandler<typeof routes.status> = async (c) => {
-    const listed = listSchedules(db);
-    // The budgets need only the schedules: read alongside the runs, not after them.
     const [schedules, budgets, latestLogs, logCount] = await Promise.all([
-      listed,
-      listed.then((rows) => budgetsToday(db, rows, { dailyBudgetUsd: deps.globalDailyBudgetUsd ?? null, timezone: deps.defaultTimeZone })),
+      listSchedules(db),
+      budgetsToday(db, { dailyBudgetUsd: deps.globalDailyBudgetUsd ?? null, timezone: deps.defaultTimeZone }),
       latestRuns(db, [...registry.keys()]),
       countRuns(db),
     ]);

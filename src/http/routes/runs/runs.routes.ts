@@ -1,8 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_TTL_HOURS } from '../../../boss/run-requests.ts';
 import { type JobLogRow, RUN_STATUSES } from '../../../db/schema.ts';
+import { TRIGGERS } from '../../../jobs/job.ts';
 import { API_ERRORS, BEARER, errors, json, QUERY_400, WRITE_ERRORS } from '../../lib/contract.ts';
-import { IdParamSchema, JobNameParamSchema, JobPageQuerySchema, rowId, timestamp, type Serialized } from '../../lib/schemas.ts';
+import { IdParamSchema, JobNameParamSchema, JobPageQuerySchema, PaginationSchema, rowId, timestamp, type Serialized } from '../../lib/schemas.ts';
 import { noBody } from '../../lib/validation.ts';
 import { AcceptLanguageHeaderSchema } from '../../lib/language.ts';
 import { inLanguage, ScheduleSchema } from '../schedules/schedules.routes.ts';
@@ -102,15 +103,41 @@ export const run = createRoute({
   },
 });
 
+const LogsQuerySchema = JobPageQuerySchema.extend({
+  // No default here, so that an offset sent with `before` can be refused; the handler reads a missing one as 0.
+  offset: PaginationSchema.shape.offset.unwrap().optional().openapi({ description: 'rows to skip (default 0); the database still reads them, so deep pages get slower: page with `before` instead' }),
+  status: z.enum(RUN_STATUSES, `status must be one of ${RUN_STATUSES.join(', ')}`).optional().openapi({ description: 'only runs in this status' }),
+  trigger: z.enum(TRIGGERS, `trigger must be one of ${TRIGGERS.join(', ')}`).optional().openapi({ description: 'only runs started this way (`metadata.trigger`)' }),
+  before: z.coerce
+    .number('before must be a log id (a positive integer)')
+    .int('before must be a log id (a positive integer)')
+    .min(1, 'before must be a log id (a positive integer)')
+    .max(2_147_483_647, 'before is out of range')
+    .optional()
+    .openapi({
+      description: "a log id: only the runs after it in this order (older, or as old with a lower id). Pass the last row's id to get the next page; as fast deep in the history as on the first page. Not with `offset`",
+      example: 1234,
+    }),
+}).refine((query) => query.before === undefined || query.offset === undefined, { path: ['offset'], message: 'offset cannot be combined with before: page with one or the other' });
+
 export const list = createRoute({
   operationId: 'listRuns',
   method: 'get',
   path: '/api/jobs/logs',
   tags,
   summary: 'List runs, newest first',
+  description:
+    'Newest first by `started_at`, then `id`. Filters combine (`jobName`, `status`, `trigger`). To page, pass the last row\'s id as `before` ' +
+    '(keyset: as fast on the thousandth page as on the first, and no row is skipped or repeated when new runs arrive); `offset` still works, ' +
+    'but the database reads every row it skips. `status` and `trigger` have no index of their own (one would cost every run\'s closing update): ' +
+    'they check the runs newest first, fast while matches are common among recent runs, up to ~0.7 s at 1 M rows for a filter that matches few or none.',
   security: BEARER,
-  request: { query: JobPageQuerySchema },
-  responses: { 200: json(z.array(RunSchema), 'a page of runs'), ...errors({ 400: QUERY_400, 404: 'unknown job' }), ...API_ERRORS },
+  request: { query: LogsQuerySchema },
+  responses: {
+    200: json(z.array(RunSchema), 'a page of runs'),
+    ...errors({ 400: `${QUERY_400}; an unknown status or trigger; before that is not an id, or sent with offset`, 404: 'unknown job, or no log with the id given as before' }),
+    ...API_ERRORS,
+  },
 });
 
 export const get = createRoute({
