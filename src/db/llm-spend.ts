@@ -27,21 +27,39 @@ export async function spendToday(db: Db, { jobName, timeZone }: { jobName: strin
   return { day: row.day, spent_usd: Number(row.spent_usd ?? 0), items: Number(row.items) };
 }
 
-export type SpendScope = { jobName: string | null; timeZone: string };
+export type ScheduleSpend = {
+  /** null: every job together, in the global zone. */
+  job_name: string | null;
+  timezone: string;
+  daily_budget_usd: number | null;
+  day: string;
+  spent_usd: number;
+};
 
 /**
- * Today's spend of several scopes (a job in its zone, or every job in one zone) in one round trip:
- * each is a sum over an index range scan, as spendToday's, without the distinct count of items.
- * Rows come back in the order of `scopes`.
+ * Today's spend of every scheduled job (in its schedule's zone) and of all jobs together (in
+ * `globalTimeZone`), with the job's budget, in one statement that reads job_schedule itself: the
+ * status route runs it alongside its other reads instead of after the schedules. Each sum is an
+ * index range scan as spendToday's, without its distinct count of items. Jobs first, by name;
+ * the global row last.
  */
-export async function spendTodayOf(db: Db, scopes: SpendScope[]): Promise<Omit<DaySpend, 'items'>[]> {
-  if (scopes.length === 0) return [];
-  const { rows } = await db.execute<{ day: string; spent_usd: string | null }>(sql`
-    select to_char(now() at time zone s.tz, 'YYYY-MM-DD') as day,
+export async function spendTodayBySchedule(db: Db, globalTimeZone: string): Promise<ScheduleSpend[]> {
+  const { rows } = await db.execute<{ job_name: string | null; timezone: string; daily_budget_usd: string | null; day: string; spent_usd: string | null }>(sql`
+    select s.job_name, s.timezone, s.daily_budget_usd, to_char(now() at time zone s.timezone, 'YYYY-MM-DD') as day,
       (select coalesce(sum(c.cost_usd), 0) from llm_calls c
-        where c.at >= (date_trunc('day', now() at time zone s.tz) at time zone s.tz)
-          and (s.job is null or c.job_name = s.job)) as spent_usd
-    from unnest(${sql.param(scopes.map((s) => s.jobName))}::text[], ${sql.param(scopes.map((s) => s.timeZone))}::text[]) with ordinality as s(job, tz, n)
-    order by s.n`);
-  return rows.map((row) => ({ day: row.day, spent_usd: Number(row.spent_usd ?? 0) }));
+        where c.at >= (date_trunc('day', now() at time zone s.timezone) at time zone s.timezone)
+          and (s.job_name is null or c.job_name = s.job_name)) as spent_usd
+    from (
+      select job_name, timezone, daily_budget_usd, 0 as n from job_schedule
+      union all
+      select null, ${globalTimeZone}::text, null, 1
+    ) s
+    order by s.n, s.job_name`);
+  return rows.map((row) => ({
+    job_name: row.job_name,
+    timezone: row.timezone,
+    daily_budget_usd: row.daily_budget_usd === null ? null : Number(row.daily_budget_usd),
+    day: row.day,
+    spent_usd: Number(row.spent_usd ?? 0),
+  }));
 }
