@@ -1,5 +1,6 @@
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from './client.ts';
+import { jobSchedule, type JobScheduleRow } from './schema.ts';
 
 /** What the budgets read of llm_calls: today's spend, by job or across jobs. */
 
@@ -36,30 +37,38 @@ export type ScheduleSpend = {
   spent_usd: number;
 };
 
+/** The start of today in `zone`, computed in PostgreSQL (every instance agrees, whatever its clock's zone). */
+const startOfToday = (zone: SQL) => sql`(date_trunc('day', now() at time zone ${zone}) at time zone ${zone})`;
+const today = (zone: SQL) => sql<string>`to_char(now() at time zone ${zone}, 'YYYY-MM-DD')`;
+
 /**
- * Today's spend of every scheduled job (in its schedule's zone) and of all jobs together (in
- * `globalTimeZone`), with the job's budget, in one statement that reads job_schedule itself: the
- * status route runs it alongside its other reads instead of after the schedules. Each sum is an
- * index range scan as spendToday's, without its distinct count of items. Jobs first, by name;
- * the global row last.
+ * Every schedule row with today's spend of its job (in the schedule's zone), and the spend of all
+ * jobs together in `globalTimeZone`, in one statement: what GET /api/jobs/status shows, for the
+ * price of the schedules' read alone. Each sum is an index range scan as spendToday's (without its
+ * distinct count of items); the global one is computed once (an uncorrelated subquery).
  */
-export async function spendTodayBySchedule(db: Db, globalTimeZone: string): Promise<ScheduleSpend[]> {
-  const { rows } = await db.execute<{ job_name: string | null; timezone: string; daily_budget_usd: string | null; day: string; spent_usd: string | null }>(sql`
-    select s.job_name, s.timezone, s.daily_budget_usd, to_char(now() at time zone s.timezone, 'YYYY-MM-DD') as day,
-      (select coalesce(sum(c.cost_usd), 0) from llm_calls c
-        where c.at >= (date_trunc('day', now() at time zone s.timezone) at time zone s.timezone)
-          and (s.job_name is null or c.job_name = s.job_name)) as spent_usd
-    from (
-      select job_name, timezone, daily_budget_usd, 0 as n from job_schedule
-      union all
-      select null, ${globalTimeZone}::text, null, 1
-    ) s
-    order by s.n, s.job_name`);
-  return rows.map((row) => ({
-    job_name: row.job_name,
-    timezone: row.timezone,
-    daily_budget_usd: row.daily_budget_usd === null ? null : Number(row.daily_budget_usd),
-    day: row.day,
-    spent_usd: Number(row.spent_usd ?? 0),
-  }));
+export async function schedulesWithSpend(db: Db, globalTimeZone: string): Promise<{ schedules: JobScheduleRow[]; spends: ScheduleSpend[] }> {
+  // Qualified by hand: drizzle writes a single table's columns unqualified, and inside the
+  // subqueries `"job_name"` would be llm_calls' own.
+  const zone = sql.raw('job_schedule.timezone');
+  const global = sql`${globalTimeZone}::text`;
+  const rows = await db
+    .select({
+      schedule: jobSchedule,
+      day: today(zone),
+      spent: sql<string>`(select coalesce(sum(c.cost_usd), 0) from llm_calls c where c.job_name = job_schedule.job_name and c.at >= ${startOfToday(zone)})`,
+      globalDay: today(global),
+      globalSpent: sql<string>`(select coalesce(sum(c.cost_usd), 0) from llm_calls c where c.at >= ${startOfToday(global)})`,
+    })
+    .from(jobSchedule)
+    .orderBy(jobSchedule.id);
+  // No schedule row yet (before the first start seeds them): the global spend on its own.
+  const [first] = rows.length ? rows : await db.execute<{ globalDay: string; globalSpent: string }>(sql`select ${today(global)} as "globalDay", (select coalesce(sum(c.cost_usd), 0) from llm_calls c where c.at >= ${startOfToday(global)}) as "globalSpent"`).then((r) => r.rows);
+  return {
+    schedules: rows.map((row) => row.schedule),
+    spends: [
+      ...rows.map(({ schedule, day, spent }) => ({ job_name: schedule.job_name, timezone: schedule.timezone, daily_budget_usd: schedule.daily_budget_usd, day, spent_usd: Number(spent) })),
+      { job_name: null, timezone: globalTimeZone, daily_budget_usd: null, day: first!.globalDay, spent_usd: Number(first!.globalSpent) },
+    ],
+  };
 }

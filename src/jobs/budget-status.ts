@@ -1,5 +1,4 @@
-import type { Db } from '../db/client.ts';
-import { spendTodayBySchedule } from '../db/llm-spend.ts';
+import type { ScheduleSpend } from '../db/llm-spend.ts';
 
 /** Today's LLM spend against a daily budget, as GET /api/jobs/status shows it. */
 export type BudgetStatus = {
@@ -20,12 +19,11 @@ function statusOf({ daily_budget_usd: budget, spent_usd, day, timezone }: { dail
   return { daily_budget_usd: budget, spent_today_usd: spent, remaining_usd: budget === null ? null : round8(Math.max(0, budget - spent)), day, timezone };
 }
 
-/** Each scheduled job's day (its schedule's zone), and every job's together in SCHEDULER_TIMEZONE (LLM_DAILY_BUDGET_USD); one statement. */
-export async function budgetsToday(db: Db, global: { dailyBudgetUsd: number | null; timezone: string }): Promise<{ jobs: Record<string, BudgetStatus>; global: BudgetStatus }> {
-  const spends = await spendTodayBySchedule(db, global.timezone);
+/** Each scheduled job's budget (its schedule's zone), and every job's together in SCHEDULER_TIMEZONE (LLM_DAILY_BUDGET_USD). */
+export function budgetsOf(spends: ScheduleSpend[], globalDailyBudgetUsd: number | null): { jobs: Record<string, BudgetStatus>; global: BudgetStatus } {
   const all = spends.find((row) => row.job_name === null)!;
   return {
     jobs: Object.fromEntries(spends.filter((row) => row.job_name !== null).map((row) => [row.job_name, statusOf(row)])),
-    global: statusOf({ ...all, daily_budget_usd: global.dailyBudgetUsd }),
+    global: statusOf({ ...all, daily_budget_usd: globalDailyBudgetUsd }),
   };
 }

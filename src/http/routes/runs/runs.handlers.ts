@@ -1,10 +1,10 @@
 import type { RouteHandler } from '@hono/zod-openapi';
 import { withDescription } from '../../../boss/cron-words.ts';
 import { createRunRequests } from '../../../boss/run-requests.ts';
-import { listSchedules } from '../../../boss/schedules.ts';
 import { countRuns, latestRun, latestRuns, listRuns, runById } from '../../../db/job-logs.ts';
 import type { JobPayload } from '../../../jobs/job.ts';
-import { budgetsToday } from '../../../jobs/budget-status.ts';
+import { budgetsOf } from '../../../jobs/budget-status.ts';
+import { schedulesWithSpend } from '../../../db/llm-spend.ts';
 import type { AppDeps } from '../../app.ts';
 import { knownJobOf } from '../../known-job.ts';
 import { negotiateLanguage } from '../../lib/language.ts';
@@ -47,12 +47,8 @@ export function runHandlers(deps: AppDeps) {
   };
 
   const status: RouteHandler<typeof routes.status> = async (c) => {
-    const [schedules, budgets, latestLogs, logCount] = await Promise.all([
-      listSchedules(db),
-      budgetsToday(db, { dailyBudgetUsd: deps.globalDailyBudgetUsd ?? null, timezone: deps.defaultTimeZone }),
-      latestRuns(db, [...registry.keys()]),
-      countRuns(db),
-    ]);
+    const [{ schedules, spends }, latestLogs, logCount] = await Promise.all([schedulesWithSpend(db, deps.defaultTimeZone), latestRuns(db, [...registry.keys()]), countRuns(db)]);
+    const budgets = budgetsOf(spends, deps.globalDailyBudgetUsd ?? null);
     const language = negotiateLanguage(c);
     return c.json({ budgets, schedules: schedules.map((row) => withDescription(row, language)), latestLogs, totalLogs: logCount.total, totalLogsEstimated: logCount.estimated }, 200);
   };
