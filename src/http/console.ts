@@ -106,10 +106,11 @@ async function packageDir(require: NodeJS.Require, name: string): Promise<string
 
 export function registerConsole(app: OpenAPIHono<BlankEnv>): void {
   const require = createRequire(import.meta.url);
-  // Read once per process, on first request: the files do not change while the service runs.
-  const assets = new Map<string, Promise<Asset | null>>();
-  const listed = appFiles();
-  const asset = (key: string, find: () => Promise<Asset | null>) => {
+  // Read once per process, on first request: the files do not change while the service runs. Only
+  // files that exist are kept, so requests for other names cannot grow the map.
+  const assets = new Map<string, Promise<Asset>>();
+  let listed: Promise<Map<string, string>> | undefined;
+  const asset = (key: string, find: () => Promise<Asset>) => {
     let found = assets.get(key);
     if (!found) {
       found = find();
@@ -119,8 +120,7 @@ export function registerConsole(app: OpenAPIHono<BlankEnv>): void {
     return found;
   };
 
-  const serve = (found: Asset | null, ifNoneMatch: string | undefined) => {
-    if (!found) return null;
+  const serve = (found: Asset, ifNoneMatch: string | undefined) => {
     const headers = { 'Content-Type': found.type, ETag: found.etag, 'Cache-Control': 'no-cache' };
     // no-cache: revalidated every load (a 304 when unchanged), so a new version is never stale.
     // Compared weakly (RFC 9110): compression turns the ETag sent into a weak one.
@@ -131,18 +131,16 @@ export function registerConsole(app: OpenAPIHono<BlankEnv>): void {
   app.use('/console/*', compress());
   app.get('/console/app/*', async (c) => {
     const name = c.req.path.slice('/console/app/'.length);
-    const found = await asset(`app:${name}`, async () => {
-      const path = (await listed).get(name);
-      return path ? load(path, TYPES[extname(path)]!) : null;
-    });
-    return serve(found, c.req.header('if-none-match')) ?? c.notFound();
+    const path = (await (listed ??= appFiles())).get(name);
+    if (!path) return c.notFound();
+    return serve(await asset(`app:${name}`, () => load(path, TYPES[extname(path)]!)), c.req.header('if-none-match'));
   });
   app.get('/console/vendor/:file', async (c) => {
     const file = c.req.param('file');
     const vendor = VENDOR[file];
     if (!vendor) return c.notFound();
     const found = await asset(`vendor:${file}`, async () => load(join(await packageDir(require, vendor.pkg), vendor.file), TYPES[extname(file)]!));
-    return serve(found, c.req.header('if-none-match')) ?? c.notFound();
+    return serve(found, c.req.header('if-none-match'));
   });
 
   app.use('/', compress());
