@@ -170,11 +170,17 @@ describe.skipIf(!hasChromium)(`the console, auth off${noChromiumNote}`, () => {
       );
       await page.goto(`${t.service.url}/#/pipeline`);
       await page.getByText('Add harvest items').click();
-      await page.getByLabel('Title').fill('Edital do console');
+      await page.getByLabel('Title', { exact: true }).fill('Edital do console');
       await page.getByLabel('Content').fill('Conteúdo programático: tópico do console.');
       await page.getByRole('button', { name: 'Add item' }).click();
       const added = /Item (\d+) added/.exec(await page.getByRole('status').innerText())![1];
       await page.locator(`tr[data-item="${added}"] .item-status`, { hasText: 'PENDING' }).waitFor();
+      // The title search: the item by a word's start, nothing for a word it lacks.
+      await page.getByLabel('Title has').fill('edit consol');
+      await page.locator('table.items tbody tr').filter({ hasText: 'Edital do console' }).waitFor();
+      await page.getByLabel('Title has').fill('nenhures');
+      await page.locator(`tr[data-item="${added}"]`).waitFor({ state: 'detached' });
+      await page.getByLabel('Title has').fill('');
       await page.goto(`${t.service.url}/#/overview`);
       await jobCard(page, 'extract-blueprints').getByRole('button', { name: 'Run now' }).click();
       await page.goto(`${t.service.url}/#/pipeline`);

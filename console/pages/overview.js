@@ -54,7 +54,12 @@ export function Overview() {
       ${open.length === 0
         ? html`<p class="muted">${t('overview.noAlerts')}</p>`
         : html`<ul class="alerts">
-            ${open.map((a) => html`<li key=${a.id}><strong>${a.job_name}</strong> · ${a.kind} · ${f.dateTime(a.occurred_at)} · ${a.message}</li>`)}
+            ${open.map(
+              (a) =>
+                html`<li key=${a.id}>
+                  <strong>${a.job_name}</strong> · ${a.kind} · ${f.dateTime(a.occurred_at)}${a.log_id ? html` · <a href=${`#/runs/${a.log_id}`}>#${a.log_id}</a>` : null}${a.error ?? a.message ? ` · ${a.error ?? a.message}` : ''}
+                </li>`,
+            )}
           </ul>`}
     </section>`;
 }

@@ -15,12 +15,15 @@ export function Pipeline({ params }) {
 function Items() {
   const { t, f } = useConsole();
   const [status, setStatus] = useState('');
+  const [search, setSearch] = useState('');
   const [offset, setOffset] = useState(0);
   const live = useLive(async () => {
-    const query = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(offset), ...(status ? { status } : {}) });
+    // A search with no word yet (only spaces or punctuation) is no search: the service would refuse it.
+    const q = /[\p{L}\p{N}]/u.test(search) ? { q: search } : {};
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(offset), ...(status ? { status } : {}), ...q });
     const [items, blueprints] = await Promise.all([api(`/api/harvest-items?${query}`), api('/api/blueprints?limit=20')]);
     return { items, blueprints };
-  }, [status, offset]);
+  }, [status, search, offset]);
 
   const { message, act } = useAction(live);
   const retry = (item) => act(async () => t('pipeline.retried', { id: (await api(`/api/harvest-items/${item.id}/retry`, { method: 'POST', body: {} })).id }));
@@ -40,6 +43,9 @@ function Items() {
           <option value="">${t('runs.all')}</option>
           ${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}
         </select>
+      </label>
+      <label>${t('pipeline.search')}
+        <input type="search" value=${search} onInput=${(e) => { setOffset(0); setSearch(e.currentTarget.value); }} placeholder=${t('pipeline.searchHint')} />
       </label>
       <${WriteButton} onClick=${retryFailed}>${t('pipeline.retryFailed')}</${WriteButton}>
     </div>

@@ -32,12 +32,26 @@ export async function harvestItemIdsBySourceUrl(db: Queryable, urls: string[]): 
   return new Map(rows.map((row) => [row.source_url!, row.id]));
 }
 
-/** A page of items, newest first, of one status or of all. */
-export function listHarvestItems(db: Db, { status, limit, offset }: { status?: HarvestItemRow['status']; limit: number; offset: number }): Promise<HarvestItemRow[]> {
+/**
+ * Every word of `q` as the start of a word of the title ("edit trt" finds "Edital TRT 2ª Região").
+ * Words are runs of letters and digits, so nothing typed can break the tsquery's syntax. The
+ * matches are found through harvest_items_title_search_idx first (`offset 0` keeps PostgreSQL from
+ * folding it in), then sorted: it cannot estimate a prefix match, and guessing it common it would
+ * walk the whole table newest first for a rare word (6 s at 1 M items, measured). This way a rare
+ * word takes milliseconds; a word in nearly every title, ~0.5 s at 1 M items.
+ */
+function titleMatches(q: string) {
+  const words = q.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+  const query = words.map((word) => `${word}:*`).join(' & ');
+  return sql`${harvestItems.id} in (select m.id from (select s.id from harvest_items s where to_tsvector('simple', s.title) @@ to_tsquery('simple', ${query}) offset 0) m)`;
+}
+
+/** A page of items, newest first, of one status or of all, whose title has the words of `q`. */
+export function listHarvestItems(db: Db, { status, q, limit, offset }: { status?: HarvestItemRow['status']; q?: string; limit: number; offset: number }): Promise<HarvestItemRow[]> {
   return db
     .select()
     .from(harvestItems)
-    .where(status ? eq(harvestItems.status, status) : undefined)
+    .where(and(status ? eq(harvestItems.status, status) : undefined, q === undefined ? undefined : titleMatches(q)))
     .orderBy(desc(harvestItems.id))
     .limit(limit)
     .offset(offset);

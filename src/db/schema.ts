@@ -120,6 +120,9 @@ export const harvestItems = pgTable(
   },
   (t) => [
     index('harvest_items_status_id_idx').on(t.status, t.id),
+    // GET /api/harvest-items?q: the words of the title, as the 'simple' text-search configuration
+    // splits them (lowercased, no stemming: "Edital", "TRT", "2ª" match as typed); built in, no extension.
+    index('harvest_items_title_search_idx').using('gin', sql`to_tsvector('simple', ${t.title})`),
     // One item per document: a second item with the same URL is refused (nulls may repeat).
     uniqueIndex('harvest_items_source_url_key').on(t.source_url),
     check('harvest_items_status_check', sql`${t.status} in ('PENDING', 'PROCESSING', 'BLUEPRINT_DONE', 'BLUEPRINT_ERROR')`),

@@ -122,6 +122,11 @@ const DeletedSchema = z
 
 const ListQuerySchema = PaginationSchema.extend({
   status: z.enum(HARVEST_STATUSES, `status must be one of ${HARVEST_STATUSES.join(', ')}`).optional(),
+  q: text()
+    .max(200, 'q must be at most 200 characters')
+    .refine((q) => /[\p{L}\p{N}]/u.test(q), 'q must contain a word (a letter or a digit)')
+    .optional()
+    .openapi({ description: 'words of the title, each as the start of a title word, case-insensitive: `edit trt` finds "Edital TRT 2ª Região"', example: 'edital trt' }),
 });
 
 export const create = createRoute({
@@ -157,6 +162,7 @@ export const list = createRoute({
   path: '/api/harvest-items',
   tags,
   summary: 'List harvest items, newest first',
+  description: '`status` and `q` combine. `q` reads a full-text index of the titles (PostgreSQL\'s `simple` configuration: lowercased, accents and stems kept as written).',
   security: BEARER,
   request: { query: ListQuerySchema },
   responses: { 200: json(z.array(HarvestItemSchema), 'a page of items'), ...errors({ 400: QUERY_400 }), ...API_ERRORS },
