@@ -4,43 +4,57 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 export const POLL_MS = 4000;
 
 /**
- * Loads `load()` now and every POLL_MS while the tab is visible; paused while it is hidden, and
- * reloaded at once when it shows again. `reload()` fetches now (after an action).
- * `deps` restart it (a filter changed).
+ * Loads `load()` now and then POLL_MS after each answer while the tab is visible: never two at once,
+ * so a page whose data takes longer than POLL_MS still shows it. Paused while the tab is hidden,
+ * and reloaded at once when it shows again. `reload()` fetches now (after an action); `deps`
+ * restart it (a filter changed), and an answer for older deps is dropped.
  */
 export function useLive(load, deps = []) {
   const [state, setState] = useState({ data: null, error: null, at: null, loading: true });
   const [hidden, setHidden] = useState(document.hidden);
   const latest = useRef(load);
   latest.current = load;
-  const tick = useRef(0);
+  const generation = useRef(0);
+  const poll = useRef({ timer: null, inFlight: false, again: false });
 
   const reload = async () => {
-    const mine = ++tick.current;
+    const state = poll.current;
+    clearTimeout(state.timer);
+    // One at a time: a reload asked for meanwhile runs when this one answers.
+    if (state.inFlight) {
+      state.again = true;
+      return;
+    }
+    state.inFlight = true;
+    const mine = generation.current;
     try {
       const data = await latest.current();
-      if (mine === tick.current) setState({ data, error: null, at: new Date(), loading: false });
+      if (mine === generation.current) setState({ data, error: null, at: new Date(), loading: false });
     } catch (error) {
-      if (mine === tick.current) setState((s) => ({ ...s, error, loading: false }));
+      if (mine === generation.current) setState((s) => ({ ...s, error, loading: false }));
+    } finally {
+      state.inFlight = false;
+      if (state.again || mine !== generation.current) {
+        state.again = false;
+        reload();
+      } else if (!document.hidden) {
+        state.timer = setTimeout(reload, POLL_MS);
+      }
     }
   };
 
   useEffect(() => {
+    generation.current += 1;
     setState((s) => ({ ...s, loading: true }));
     reload();
-    let timer = document.hidden ? null : setInterval(reload, POLL_MS);
     const onVisibility = () => {
       setHidden(document.hidden);
-      clearInterval(timer);
-      timer = null;
-      if (!document.hidden) {
-        reload();
-        timer = setInterval(reload, POLL_MS);
-      }
+      if (document.hidden) clearTimeout(poll.current.timer);
+      else reload();
     };
     document.addEventListener('visibilitychange', onVisibility);
     return () => {
-      clearInterval(timer);
+      clearTimeout(poll.current.timer);
       document.removeEventListener('visibilitychange', onVisibility);
     };
   }, deps);

@@ -99,6 +99,27 @@ describe.skipIf(!hasChromium)(`the console, auth off${noChromiumNote}`, () => {
     }
   });
 
+  it('shows data that takes longer than the 4 s refresh to come, and never asks again while waiting', async () => {
+    const watched = await watchedPage(browser);
+    try {
+      let inFlight = 0;
+      let most = 0;
+      // The status route held back 5 s: longer than the refresh interval.
+      await watched.page.route('**/api/jobs/status', async (route) => {
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 5_000));
+        await route.continue();
+        inFlight -= 1;
+      });
+      await watched.page.goto(t.service.url);
+      await jobCard(watched.page, 'extract-blueprints').waitFor({ timeout: 8_000 });
+      expect(most).toBe(1);
+    } finally {
+      await watched.context.close();
+    }
+  });
+
   it('pauses and resumes a job: the schedule changes in the service, and the page says so', async () => {
     const { page, context } = await open();
     try {

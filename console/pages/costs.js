@@ -20,10 +20,10 @@ export function Costs() {
   const live = useLive(loadCosts);
   if (!live.data) return html`<${LiveNote} live=${live} />`;
   const { usage, prompts, estimates } = live.data;
-  // Days are each job's schedule zone (grouped by job); the window's are UTC's, near enough for an axis.
-  const window = lastDays(DAYS, 'UTC');
-  const cost = pivot(usage.rows, { label: (r) => r.job_name, value: (r) => r.cost_usd ?? 0, days: window });
-  const tokens = pivot(usage.rows, { label: (r) => r.job_name, value: (r) => r.prompt_tokens + r.completion_tokens, days: window });
+  // Days are each job's schedule zone (grouped by job); the chart's days are UTC's, near enough for an axis.
+  const chartDays = lastDays(DAYS, 'UTC');
+  const cost = pivot(usage.rows, { label: (r) => r.job_name, value: (r) => r.cost_usd ?? 0, days: chartDays });
+  const tokens = pivot(usage.rows, { label: (r) => r.job_name, value: (r) => r.prompt_tokens + r.completion_tokens, days: chartDays });
   return html`<section aria-labelledby="costs-title">
     <div class="heading">
       <h1 id="costs-title">${t('costs.title')}</h1>
@@ -31,8 +31,8 @@ export function Costs() {
     </div>
     <p>${t('costs.total', { days: DAYS, cost: f.usd(usage.total.cost_usd ?? 0), calls: f.number(usage.total.calls), share: Math.round(usage.total.cached_share * 100) })}</p>
     <div class="charts">
-      <${Chart} title=${t('costs.costPerDay')} days=${cost.days} series=${cost.series} format=${(v) => `$${Number(v.toPrecision(2))}`} />
-      <${Chart} title=${t('costs.tokensPerDay')} days=${tokens.days} series=${tokens.series} format=${(v) => f.number(v)} />
+      <${Chart} title=${t('costs.costPerDay')} days=${chartDays} series=${cost.series} format=${(v) => `$${Number(v.toPrecision(2))}`} />
+      <${Chart} title=${t('costs.tokensPerDay')} days=${chartDays} series=${tokens.series} format=${(v) => f.number(v)} />
     </div>
     <h2>${t('costs.byDay')}</h2>
     <table class="table usage">

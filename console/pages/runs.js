@@ -156,7 +156,7 @@ function RunCharts({ jobName }) {
   const live = useLive(() => api(`/api/jobs/stats?from=${new Date(Date.now() - CHART_DAYS * 86_400_000).toISOString()}${jobName ? `&job=${encodeURIComponent(jobName)}` : ''}`), [jobName]);
   if (!live.data) return null;
   const rows = live.data.days;
-  const days = [...new Set([...lastDays(CHART_DAYS, live.data.timezone), ...rows.map((r) => r.day)])].sort();
+  const days = lastDays(CHART_DAYS, live.data.timezone);
   const perDay = (label, value) => ({ label, values: days.map((day) => rows.filter((r) => r.day === day).reduce((sum, r) => sum + value(r), 0)) });
   const byStatus = ['COMPLETED', 'FAILED', 'STARTED'].map((status) => perDay(t(`status.${status}`), (r) => r.runs[status.toLowerCase()]));
   const p50 = pivot(rows, { label: (r) => `${r.job_name} p50`, value: (r) => r.duration_ms.p50, days });

@@ -65,15 +65,21 @@ export async function cachedDropHashes(db: Db, blueprintIds: number[]): Promise<
 
 export type CompletionHistory = { runs: number; calls: number; completion_tokens: number };
 
-/** Completion tokens and calls of the job's last `runs` closed runs that called the model (metadata.llm). */
+/** How far back completionHistory looks for runs that called the model. */
+export const SCANNED_RUNS = 10_000;
+
+/** Completion tokens and calls of the job's last `runs` closed runs that called the model (metadata.llm), among its last SCANNED_RUNS runs. */
 export async function completionHistory(db: Db, jobName: string, runs: number): Promise<CompletionHistory> {
   const { rows } = await db.execute<{ runs: number; calls: string | null; completion_tokens: string | null }>(sql`
     select count(*)::int as runs, sum(calls)::text as calls, sum(completion_tokens)::text as completion_tokens
     from (
       select (metadata->'llm'->>'calls')::bigint as calls, (metadata->'llm'->>'completion_tokens')::bigint as completion_tokens
-      from job_logs
-      where job_name = ${jobName} and status <> 'STARTED'
-        and jsonb_typeof(metadata->'llm'->'calls') = 'number' and (metadata->'llm'->>'calls')::bigint > 0
+      from (
+        -- Among the job's last SCANNED_RUNS runs only (job_logs_job_name_started_at_idx): a job with
+        -- fewer model-calling runs than asked would otherwise read its whole history (0.6 s at 1 M rows).
+        select status, metadata, started_at, id from job_logs where job_name = ${jobName} order by started_at desc, id desc limit ${SCANNED_RUNS}
+      ) latest
+      where status <> 'STARTED' and jsonb_typeof(metadata->'llm'->'calls') = 'number' and (metadata->'llm'->>'calls')::bigint > 0
       order by started_at desc, id desc
       limit ${runs}
     ) recent`);

@@ -42,7 +42,7 @@ export const estimate = createRoute({
   summary: 'Estimate the tokens and cost of the next run, or of the whole backlog, without calling the model',
   description:
     'Prompt tokens are counted with the model\'s tokenizer over the exact messages and response schema the run would send; completion tokens ' +
-    'come from the mean per call of the job\'s last 20 runs that called the model, or a stated default. Backlogs whose user messages exceed ' +
+    'come from the mean per call of the job\'s last 20 runs that called the model (among its last 10,000 runs), or a stated default. Backlogs whose user messages exceed ' +
     '2 M characters are counted on an even sample of 500 calls and scaled by characters (`basis.prompt_tokens` says so). Nothing is claimed or changed.',
   security: BEARER,
   request: { params: JobNameParamSchema, query: EstimateQuerySchema },
