@@ -14,6 +14,9 @@ export type Serialized<T> = { [K in keyof T]: T[K] extends Date ? string : T[K] 
 /** How a Date in a row reaches the client: `toISOString()`, always UTC. */
 export const timestamp = () => z.iso.datetime();
 
+/** A query parameter that is an instant: ISO 8601 with `Z` or an offset; the error names the parameter. */
+export const instant = (name: string) => z.iso.datetime({ offset: true, message: `${name} must be an ISO 8601 instant, e.g. 2026-01-31T00:00:00Z` });
+
 export const PaginationSchema = z.object({
   limit: z.coerce
     .number('limit must be a number')

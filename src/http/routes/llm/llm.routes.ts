@@ -1,14 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { USAGE_GROUPS, type UsageGroup } from '../../../db/llm-calls.ts';
 import { API_ERRORS, BEARER, errors, json } from '../../lib/contract.ts';
-import { timestamp } from '../../lib/schemas.ts';
+import { instant, timestamp } from '../../lib/schemas.ts';
 
 /** /api/llm: what the model cost (the llm_calls ledger) and the prompts' versions. */
 
 const DEFAULT_RANGE_MS = 7 * 24 * 3_600_000;
-
-const instant = (name: string) =>
-  z.iso.datetime({ offset: true, message: `${name} must be an ISO 8601 instant, e.g. 2026-01-31T00:00:00Z` });
 
 const GroupBySchema = z
   .string()

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { RunStatsRow } from '../../../db/run-stats.ts';
 import { API_ERRORS, BEARER, errors, json } from '../../lib/contract.ts';
-import { text, timestamp } from '../../lib/schemas.ts';
+import { instant, text, timestamp } from '../../lib/schemas.ts';
 
 /** /api/jobs/stats: runs per local day and job, for the console's charts. */
 
@@ -10,10 +10,6 @@ const DAY_MS = 24 * 3_600_000;
 const DEFAULT_RANGE_DAYS = 14;
 /** About a quarter: the longest range a chart asks for, and a bound on what one request scans. */
 const MAX_RANGE_DAYS = 92;
-
-// As /api/llm/usage takes its instants (that helper is private to its route file).
-const instant = (name: string) =>
-  z.iso.datetime({ offset: true, message: `${name} must be an ISO 8601 instant, e.g. 2026-01-31T00:00:00Z` });
 
 const StatsQuerySchema = z
   .object({
