@@ -64,17 +64,22 @@ export function useLive(load, deps = []) {
 
 /**
  * An action a page offers (cancel, retry, run now…): `act(async () => message)` shows the message,
- * or the service's error, in `message`, and then reloads `live` so the page shows the result.
+ * or the service's error as `describe` words it, in `message`; `busy` while it runs; then `reload()`
+ * so the page shows the result.
  */
-export function useAction(live) {
+export function useAction(reload, describe = (error) => error.message) {
   const [message, setMessage] = useState(null);
+  const [busy, setBusy] = useState(false);
   const act = async (action) => {
+    setBusy(true);
     try {
       setMessage({ ok: true, text: await action() });
     } catch (error) {
-      setMessage({ ok: false, text: error.message });
+      setMessage({ ok: false, text: describe(error) });
+    } finally {
+      setBusy(false);
+      reload();
     }
-    live.reload();
   };
-  return { message, act };
+  return { message, busy, act };
 }

@@ -1,8 +1,7 @@
-import { useState } from 'preact/hooks';
 import { api, ApiError } from '../api.js';
 import { useConsole, WriteButton } from '../context.js';
 import { html } from '../html.js';
-import { useLive } from '../live.js';
+import { useAction, useLive } from '../live.js';
 import { LiveNote, RunStatus } from '../parts.js';
 
 /** Everything the overview shows, in one round of requests. */
@@ -72,21 +71,9 @@ function Spend({ budget }) {
 
 function JobCard({ schedule, latest, budget, preview, counts, onChange }) {
   const { t, f } = useConsole();
-  const [message, setMessage] = useState(null);
-  const [busy, setBusy] = useState(false);
   const job = schedule.job_name;
+  const { message, busy, act } = useAction(onChange, (error) => describeError(t, error));
 
-  const act = async (action) => {
-    setBusy(true);
-    try {
-      setMessage({ ok: true, text: await action() });
-    } catch (error) {
-      setMessage({ ok: false, text: describeError(t, error) });
-    } finally {
-      setBusy(false);
-      onChange();
-    }
-  };
   const runNow = () => act(async () => t('overview.started', { jobId: (await api(`/api/jobs/run/${encodeURIComponent(job)}`, { method: 'POST', body: {} })).jobId }));
   const toggle = () =>
     act(async () => {

@@ -25,7 +25,7 @@ function Items() {
     return { items, blueprints };
   }, [status, search, offset]);
 
-  const { message, act } = useAction(live);
+  const { message, act } = useAction(live.reload);
   const retry = (item) => act(async () => t('pipeline.retried', { id: (await api(`/api/harvest-items/${item.id}/retry`, { method: 'POST', body: {} })).id }));
   const retryFailed = () => act(async () => t('pipeline.retriedAll', { count: (await api('/api/harvest-items/retry-failed', { method: 'POST', body: {} })).retried }));
 
@@ -145,7 +145,7 @@ function Blueprint({ id }) {
     const [blueprint, drops] = await Promise.all([api(`/api/blueprints/${encodeURIComponent(id)}`), allDrops(id)]);
     return { blueprint, drops };
   }, [id]);
-  const { message, act } = useAction(live);
+  const { message, act } = useAction(live.reload);
   if (!live.data) return html`<${LiveNote} live=${live} />`;
   const { blueprint, drops } = live.data;
   const regenerate = () =>

@@ -16,7 +16,7 @@ export function Queue() {
     return { jobs: schedules.map((s) => s.job_name), queue, deadLetters };
   }, [jobName]);
 
-  const { message, act } = useAction(live);
+  const { message, act } = useAction(live.reload);
   const cancel = (run) => act(async () => (await api(`/api/jobs/runs/${run.job_id}/cancel`, { method: 'POST', body: {} })).message);
   const redrive = (letter) => act(async () => (await api(`/api/jobs/dead-letters/${letter.id}/retry`, { method: 'POST', body: {} })).message);
   /** Every dead letter shown, one after another: a job with a run already waiting refuses the rest (409), which is said, not hidden. */

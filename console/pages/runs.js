@@ -102,7 +102,7 @@ function RunDetail({ id }) {
     const queued = run.job_id ? (await api(`/api/jobs/queue?jobName=${encodeURIComponent(run.job_name)}&limit=1000`)).find((j) => j.job_id === run.job_id) : undefined;
     return { run, queued };
   }, [id]);
-  const { message, act } = useAction(live);
+  const { message, act } = useAction(live.reload);
   if (!live.data) return html`<${LiveNote} live=${live} />`;
   const { run, queued } = live.data;
   const m = run.metadata ?? {};
