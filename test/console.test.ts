@@ -2,9 +2,9 @@ import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasChromium, launchChromium, noChromiumNote, watchedPage, type WatchedPage } from '../testkit/browser.ts';
-import { call, expectError, JOBS } from './support/http.ts';
+import { call, expectError, JOBS, type Json } from './support/http.ts';
 import { closedLog, createItem, keyedItem, trigger } from './support/pipeline.ts';
-import { startTestService, type TestService } from './support/service.ts';
+import { eventually, jobsWithoutRetries, startTestService, type TestService } from './support/service.ts';
 
 /**
  * The operator console at `/`, in Debian's Chromium (headless, through playwright-core), against
@@ -355,6 +355,67 @@ describe.skipIf(!hasChromium)(`the console, API_TOKEN set${noChromiumNote}`, () 
       // Only the sign-in probe was refused.
       expect(problems.filter((p) => !/status of 401/.test(p))).toEqual([]);
       expect(await seriousViolations(page)).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe.skipIf(!hasChromium)(`the console's dead letters${noChromiumNote}`, () => {
+  let t: TestService;
+  let browser: Browser;
+  /** Dead letters' source pg-boss job ids, by job. */
+  const failed: Record<string, string[]> = { 'extract-blueprints': [], 'generate-drops': [] };
+  beforeAll(async () => {
+    // No API key and no retries: every run fails at once and is dead-lettered.
+    t = await startTestService({ OPENAI_API_KEY: '' }, { registry: jobsWithoutRetries() });
+    browser = await launchChromium();
+    for (const job of ['extract-blueprints', 'generate-drops', 'extract-blueprints']) {
+      const jobId = await trigger(t, job);
+      failed[job]!.push(jobId);
+      await eventually(async () => ((await call(t, '/api/jobs/dead-letters')).body as Json[]).some((d) => d.source_job_id === jobId));
+    }
+    // What is sent back waits in its queue instead of failing again.
+    for (const job of JOBS) await t.service.boss.offWork(job);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await t?.stop();
+  });
+
+  it('filters dead letters by error, and sends back all matching as one run per job', async () => {
+    const { page, context, problems } = await watchedPage(browser);
+    try {
+      await page.goto(`${t.service.url}/#/queue`);
+      const rows = page.locator('tr[data-dead-letter]');
+      await expect.poll(() => rows.count()).toBe(3);
+      expect(await seriousViolations(page)).toEqual([]);
+
+      const errorFilter = page.getByLabel('Error contains');
+      await errorFilter.fill('no failure says this');
+      await errorFilter.press('Enter');
+      await page.getByText('No dead letters.').waitFor();
+      await errorFilter.fill('openai_api_key');
+      await errorFilter.press('Enter');
+      await expect.poll(() => rows.count()).toBe(3);
+
+      await page.getByRole('button', { name: 'Send back all matching (3)' }).click();
+      const status = page.getByRole('status');
+      await status.filter({ hasText: 'extract-blueprints' }).waitFor();
+      expect(await status.innerText()).toBe('extract-blueprints: sent back as one run (dead letters: 2) · generate-drops: sent back as one run (dead letters: 1)');
+      await page.getByText('No dead letters.').waitFor();
+
+      // One run of each job waits in its queue, on the page and in pg-boss.
+      for (const job of JOBS) {
+        const [queued] = await t.service.boss.findJobs(job, { queued: true });
+        expect(queued?.sourceRootId, job).toBe(failed[job]!.at(-1));
+        await page.locator(`tr[data-job-id="${queued!.id}"]`).waitFor();
+      }
+      // A settled letter's run says where its work went.
+      const log = ((await call(t, '/api/jobs/logs?jobName=extract-blueprints')).body as Json[]).find((l) => l.metadata.job_id === failed['extract-blueprints']![0]);
+      await page.goto(`${t.service.url}/#/runs/${log!.id}`);
+      await page.getByText(/sent back from the dead letters as job [0-9a-f-]{36}/).waitFor();
+      expect(problems).toEqual([]);
     } finally {
       await context.close();
     }

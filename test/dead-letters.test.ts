@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadLetterQueueOf } from '../src/jobs/job.ts';
-import { createRegistry } from '../src/jobs/registry.ts';
-import { extractBlueprintsJob } from '../src/jobs/extract-blueprints.ts';
 import { generateDropsJob } from '../src/jobs/generate-drops.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../testkit/fake-openai.ts';
 import { call, expectError, ISO, postJson, type Json } from './support/http.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
-import { eventually, startTestService, type TestService } from './support/service.ts';
+import { eventually, jobsWithoutRetries, startTestService, type TestService } from './support/service.ts';
 
 /**
  * Runs whose retries are spent land in `<job>/dead-letter`; GET /api/jobs/dead-letters lists them and
@@ -15,13 +13,6 @@ import { eventually, startTestService, type TestService } from './support/servic
  */
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Both jobs with no retries, so one failed run is a dead letter at once. */
-const noRetries = () =>
-  createRegistry([
-    { ...extractBlueprintsJob, queue: { ...extractBlueprintsJob.queue, retryLimit: 0 } },
-    { ...generateDropsJob, queue: { ...generateDropsJob.queue, retryLimit: 0 } },
-  ]);
 
 const retry = (t: TestService, id: string, init: RequestInit = {}) => call(t, `/api/jobs/dead-letters/${id}/retry`, { method: 'POST', ...init });
 const list = async (t: TestService, query = ''): Promise<Json[]> => {
@@ -43,7 +34,7 @@ describe('dead letters', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     llm = await startFakeOpenAI();
-    failing = await startTestService({ OPENAI_API_KEY: '' }, { database, llm, registry: noRetries() });
+    failing = await startTestService({ OPENAI_API_KEY: '' }, { database, llm, registry: jobsWithoutRetries() });
   });
   afterAll(async () => {
     await failing?.stop();
@@ -192,5 +183,109 @@ describe('dead letters', () => {
       expect(await list(healthy!, '?jobName=generate-drops')).toEqual([]);
       expectError(await retry(healthy!, letter.id), 404, /no dead letter/);
     });
+  });
+});
+
+describe('sending back every dead letter that matches (POST /api/jobs/dead-letters/retry)', () => {
+  let database: TestDatabase;
+  let llm: FakeOpenAI;
+  let t: TestService;
+  const sendBackMatching = (body?: Json) =>
+    call(t, '/api/jobs/dead-letters/retry', { method: 'POST', ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+  /** What an operator could see changed: the dead letters, both queues and every log. */
+  const snapshot = async () => ({
+    letters: await list(t),
+    queued: [...(await t.service.boss.findJobs('extract-blueprints', { queued: true })), ...(await t.service.boss.findJobs('generate-drops', { queued: true }))].map((j) => j.id),
+    logs: (await call(t, '/api/jobs/logs?limit=100')).body,
+  });
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    llm = await startFakeOpenAI();
+    t = await startTestService({ OPENAI_API_KEY: '' }, { database, llm, registry: jobsWithoutRetries() });
+    // Three dead letters of extract-blueprints and two of generate-drops, one run at a time (a job holds one waiting run).
+    for (const job of ['extract-blueprints', 'generate-drops', 'extract-blueprints', 'generate-drops', 'extract-blueprints']) {
+      const run = await call(t, `/api/jobs/run/${job}`, { method: 'POST' });
+      expect(run.status).toBe(202);
+      await eventually(async () => (await list(t)).find((d) => d.source_job_id === run.body.jobId));
+    }
+    // From here on nothing runs: what is sent back stays in its queue for the test to see.
+    await t.service.boss.offWork('extract-blueprints');
+    await t.service.boss.offWork('generate-drops');
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await llm?.close();
+    await database?.drop();
+  });
+
+  it('refuses a bad filter, an unknown job, or a filter that matches nothing, and changes nothing', async () => {
+    const before = await snapshot();
+    expect(before.letters).toHaveLength(5);
+    expectError(await sendBackMatching({ jobName: 'no-such-job' }), 404, /unknown job "no-such-job"/);
+    expectError(await sendBackMatching({ error: 'no failure says this' }), 404, /no dead letter whose error contains "no failure says this"/);
+    expectError(await sendBackMatching({ jobName: 'generate-drops', error: 'nothing like it' }), 404, /no dead letter of generate-drops whose error/);
+    expectError(await sendBackMatching({ error: '' }), 400, /error must not be empty/);
+    expectError(await sendBackMatching({ ids: [before.letters[0].id] }), 400, /unknown field.*ids/);
+    expectError(await call(t, '/api/jobs/dead-letters/retry', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'all' }), 400, /Content-Type must be application\/json/);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('the list takes the same error filter, in any case', async () => {
+    expect(await list(t, `?error=${encodeURIComponent('openai_api_key IS NOT SET')}`)).toHaveLength(5);
+    expect(await list(t, '?error=rate%20limit')).toEqual([]);
+    expect((await list(t, '?jobName=generate-drops&error=OPENAI')).map((d) => d.job_name)).toEqual(['generate-drops', 'generate-drops']);
+    expectError(await call(t, '/api/jobs/dead-letters?error='), 400, /error must not be empty/);
+  });
+
+  it('sends one run back per job, settles the other letters into it, and leaves a job that already has a run waiting untouched', async () => {
+    const letters = await list(t);
+    const extract = letters.filter((d) => d.job_name === 'extract-blueprints');
+    const drops = letters.filter((d) => d.job_name === 'generate-drops');
+    const waiting = await call(t, '/api/jobs/run/generate-drops', { method: 'POST' });
+    expect(waiting.status).toBe(202);
+
+    const res = await sendBackMatching({ error: 'OPENAI_API_KEY' });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const [sentExtract, leftDrops] = res.body.jobs;
+    expect(sentExtract).toMatchObject({ jobName: 'extract-blueprints', sent: extract[0].id, left: [], reason: null, waitingJobId: null });
+    expect(sentExtract.settled.sort()).toEqual([extract[1].id, extract[2].id].sort());
+    expect(leftDrops).toMatchObject({ jobName: 'generate-drops', jobId: null, sent: null, settled: [], waitingJobId: waiting.body.jobId, reason: expect.stringMatching(/generate-drops already has a run waiting/) });
+    expect(leftDrops.left.sort()).toEqual(drops.map((d) => d.id).sort());
+    expect(res.body.message).toMatch(/extract-blueprints: 3 dead letters sent back as one run/);
+    expect(res.body.message).toMatch(/generate-drops: 2 dead letters left/);
+
+    // One new extract-blueprints run waits in its queue, carrying the newest letter's payload and chain.
+    const [queued] = await t.service.boss.findJobs('extract-blueprints', { queued: true });
+    expect(queued).toMatchObject({ id: sentExtract.jobId, state: 'created', data: extract[0].data, sourceRootId: extract[0].source_job_id });
+    // The extract letters are gone from the list and from pg-boss; generate-drops' are exactly as they were.
+    expect(await list(t)).toEqual(drops);
+    expect(await t.service.boss.findJobs(deadLetterQueueOf('extract-blueprints'))).toEqual([]);
+    expect((await t.service.boss.findJobs('generate-drops', { queued: true })).map((j) => j.id)).toEqual([waiting.body.jobId]);
+
+    // Each settled letter's failed run says which job took its work over; the others' logs do not.
+    const logs = (await call(t, '/api/jobs/logs?limit=100')).body as Json[];
+    for (const letter of extract) expect(logs.find((l) => l.metadata.job_id === letter.source_job_id)?.metadata.sent_back_as, letter.id).toBe(sentExtract.jobId);
+    for (const letter of drops) expect(logs.find((l) => l.metadata.job_id === letter.source_job_id)?.metadata).not.toHaveProperty('sent_back_as');
+  });
+
+  it('is a 409 naming the waiting run when every matching job already has one, and changes nothing', async () => {
+    const before = await snapshot();
+    const [waiting] = await t.service.boss.findJobs('generate-drops', { queued: true });
+    const res = await sendBackMatching({ jobName: 'generate-drops' });
+    expectError(res, 409, /nothing was sent back: generate-drops: generate-drops already has a run waiting/);
+    expect(res.body.jobs).toEqual([expect.objectContaining({ jobName: 'generate-drops', sent: null, settled: [], left: before.letters.map((d: Json) => d.id), waitingJobId: waiting!.id })]);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('with no body, sends back every job once the waiting run has gone', async () => {
+    const [waiting] = await t.service.boss.findJobs('generate-drops', { queued: true });
+    await t.service.boss.cancel('generate-drops', waiting!.id);
+    const drops = await list(t);
+    const res = await sendBackMatching();
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    expect(res.body.jobs).toEqual([expect.objectContaining({ jobName: 'generate-drops', sent: drops[0].id, settled: [drops[1].id], left: [] })]);
+    expect(await list(t)).toEqual([]);
+    expectError(await sendBackMatching(), 404, /^no dead letter$/);
   });
 });

@@ -86,6 +86,7 @@ describe('API_TOKEN_READONLY, CORS_ORIGINS and secrets in logs', () => {
       ['POST', '/api/jobs/run/generate-drops', { headers: bearer(READONLY) }],
       ['POST', '/api/jobs/run/extract-blueprints', { headers: { ...bearer(READONLY), 'idempotency-key': 'k1' } }],
       ['POST', `/api/jobs/dead-letters/${randomUUID()}/retry`, { headers: bearer(READONLY) }],
+      ['POST', '/api/jobs/dead-letters/retry', { headers: bearer(READONLY) }],
       ['DELETE', '/api/jobs/schedules/generate-drops', { headers: bearer(READONLY) }],
       ['PATCH', '/api/jobs/schedules/generate-drops', { headers: json, body: '{}' }],
     ];
@@ -438,6 +439,7 @@ describe('input and output hardening', () => {
     { method: 'PUT', path: '/api/jobs/schedules/generate-drops', valid: { timezone: 'UTC' } },
     { method: 'POST', path: '/api/jobs/run/generate-drops', valid: {} },
     { method: 'POST', path: `/api/jobs/dead-letters/${randomUUID()}/retry`, valid: {} },
+    { method: 'POST', path: '/api/jobs/dead-letters/retry', valid: { jobName: 'generate-drops' } },
   ];
 
   async function unchanged(fn: () => Promise<void>): Promise<void> {
@@ -519,6 +521,7 @@ describe('input and output hardening', () => {
         ['PUT', '/api/jobs/schedules/generate-drops', { missed_policy: 'skip\u0000' }],
         ['POST', '/api/jobs/run/generate-drops', { 'a\u0000': '\u0000' }],
         ['POST', `/api/jobs/dead-letters/${randomUUID()}/retry`, { note: '\u0000' }],
+        ['POST', '/api/jobs/dead-letters/retry', { error: 'quota\u0000' }],
       ];
       for (const [method, path, body] of bodies) {
         const res = await call(t, path, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadLetterQueueOf, type JobDefinition } from '../src/jobs/job.ts';
-import { createRegistry, JOBS } from '../src/jobs/registry.ts';
+import { createRegistry } from '../src/jobs/registry.ts';
 import { EventMonitor } from './support/event-monitor.ts';
 import type { FakeRequest } from '../testkit/fake-openai.ts';
 import type { Json } from './support/http.ts';
 import { closedLog, trigger, userMessage } from './support/pipeline.ts';
-import { eventually, startTestService, type TestService } from './support/service.ts';
+import { eventually, jobsWithoutRetries, startTestService, type TestService } from './support/service.ts';
 
 /**
  * What a failed run's log says is what pg-boss does with it: retried, absorbed by a pending retry,
@@ -134,7 +134,7 @@ describe('item failures in the log', () => {
   const rejected = (message: string) => ({ status: 400, body: { error: { message, type: 'invalid_request_error', code: null } } });
 
   beforeAll(async () => {
-    t = await startTestService({ DROPS_BATCH_SIZE: '10' }, { registry: createRegistry(JOBS.map((job) => ({ ...job, queue: { ...job.queue, retryLimit: 0 } }))) });
+    t = await startTestService({ DROPS_BATCH_SIZE: '10' }, { registry: jobsWithoutRetries() });
   });
   afterAll(() => t?.stop());
   // Each case leaves nothing for the next one.

@@ -10,29 +10,24 @@ const DEAD_LETTERS_SHOWN = 100;
 export function Queue() {
   const { t, f } = useConsole();
   const [jobName, setJobName] = useState('');
+  const [errorText, setErrorText] = useState('');
+  /** The dead letters' filter, as the list's query and the bulk send-back's body both take it. */
+  const filter = { ...(jobName ? { jobName } : {}), ...(errorText ? { error: errorText } : {}) };
   const live = useLive(async () => {
-    const filter = jobName ? `jobName=${encodeURIComponent(jobName)}&` : '';
-    const [schedules, queue, deadLetters] = await Promise.all([api('/api/jobs/schedules'), api(`/api/jobs/queue?${filter}limit=1000`), api(`/api/jobs/dead-letters?${filter}limit=${DEAD_LETTERS_SHOWN}`)]);
+    const query = new URLSearchParams(filter).toString();
+    const jobQuery = jobName ? `jobName=${encodeURIComponent(jobName)}&` : '';
+    const [schedules, queue, deadLetters] = await Promise.all([api('/api/jobs/schedules'), api(`/api/jobs/queue?${jobQuery}limit=1000`), api(`/api/jobs/dead-letters?${query}&limit=${DEAD_LETTERS_SHOWN}`)]);
     return { jobs: schedules.map((s) => s.job_name), queue, deadLetters };
-  }, [jobName]);
+  }, [jobName, errorText]);
 
-  const { message, act } = useAction(live.reload);
+  /** Per job, in the console's words: what was sent back as one run, and what was left and why. */
+  const sentBack = (jobs) =>
+    jobs.map((job) => (job.sent ? t('queue.sentBack', { job: job.jobName, count: job.settled.length + 1 }) : t('queue.leftBack', { job: job.jobName, count: job.left.length, reason: job.reason }))).join(' · ');
+  const { message, act } = useAction(live.reload, (error) => (error.body?.jobs ? sentBack(error.body.jobs) : error.message));
   const cancel = (run) => act(async () => (await api(`/api/jobs/runs/${run.job_id}/cancel`, { method: 'POST', body: {} })).message);
   const redrive = (letter) => act(async () => (await api(`/api/jobs/dead-letters/${letter.id}/retry`, { method: 'POST', body: {} })).message);
-  /** Every dead letter shown, one after another: a job with a run already waiting refuses the rest (409), which is said, not hidden. */
-  const redriveAll = () =>
-    act(async () => {
-      const outcomes = { sent: 0, refused: [] };
-      for (const letter of live.data.deadLetters) {
-        try {
-          await api(`/api/jobs/dead-letters/${letter.id}/retry`, { method: 'POST', body: {} });
-          outcomes.sent += 1;
-        } catch (error) {
-          outcomes.refused.push(`${letter.id.slice(0, 8)}: ${error.message}`);
-        }
-      }
-      return t('queue.redrivenAll', { sent: outcomes.sent, refused: outcomes.refused.length }) + (outcomes.refused.length ? ` — ${outcomes.refused.join('; ')}` : '');
-    });
+  const redriveMatching = () => act(async () => sentBack((await api('/api/jobs/dead-letters/retry', { method: 'POST', body: filter })).jobs));
+  const shown = live.data?.deadLetters.length ?? 0;
 
   return html`<section aria-labelledby="queue-title">
     <div class="heading">
@@ -45,6 +40,9 @@ export function Queue() {
           <option value="">${t('runs.all')}</option>
           ${(live.data?.jobs ?? []).map((job) => html`<option value=${job}>${job}</option>`)}
         </select>
+      </label>
+      <label>${t('queue.errorContains')}
+        <input type="search" value=${errorText} onChange=${(e) => setErrorText(e.currentTarget.value.trim())} />
       </label>
     </form>
     ${message ? html`<p role="status" class=${message.ok ? 'note' : 'error'}>${message.text}</p>` : null}
@@ -67,16 +65,17 @@ export function Queue() {
               </table>`}
           <div class="heading">
             <h2>${t('queue.deadLetters')}</h2>
-            ${live.data.deadLetters.length > 0 ? html`<${WriteButton} onClick=${redriveAll}>${t('queue.redriveAll', { count: live.data.deadLetters.length })}</${WriteButton}>` : null}
+            ${shown > 0 ? html`<${WriteButton} onClick=${redriveMatching}>${t('queue.redriveMatching', { count: shown < DEAD_LETTERS_SHOWN ? shown : `${DEAD_LETTERS_SHOWN}+` })}</${WriteButton}>` : null}
           </div>
-          ${live.data.deadLetters.length === 0
+          ${shown > 0 ? html`<p class="muted">${t('queue.redriveMatchingHint')}</p>` : null}
+          ${shown === 0
             ? html`<p class="muted">${t('queue.noDeadLetters')}</p>`
             : html`<table class="table dead-letters">
                 <thead><tr><th scope="col">${t('runs.job')}</th><th scope="col">${t('queue.deadLettered')}</th><th scope="col">${t('queue.retries')}</th><th scope="col">${t('runs.error')}</th><th scope="col"><span class="visually-hidden">${t('queue.actions')}</span></th></tr></thead>
                 <tbody>
                   ${live.data.deadLetters.map(
                     (letter) => html`<tr key=${letter.id} data-dead-letter=${letter.id}>
-                      <td>${letter.job_name}</td><td>${f.dateTime(letter.created_at)}</td><td>${letter.retry_count}</td><td class="clip">${letter.error ?? ''}</td>
+                      <td>${letter.job_name}</td><td>${f.dateTime(letter.created_at)}</td><td>${letter.retry_count}</td><td class="clip" title=${letter.error ?? ''}>${letter.error ?? ''}</td>
                       <td><${WriteButton} onClick=${() => redrive(letter)} aria-label=${t('queue.redriveOne', { id: letter.id })}>${t('queue.redrive')}</${WriteButton}></td>
                     </tr>`,
                   )}

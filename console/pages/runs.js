@@ -118,7 +118,7 @@ function RunDetail({ id }) {
     [t('runs.items'), `${run.items_processed} / ${run.items_failed}`],
     [t('runs.worker'), m.worker ?? '—'],
     [t('runs.bossJob'), run.job_id ? html`<code>${run.job_id}</code>${queued ? ` (${queued.state})` : ''}` : '—'],
-    [t('runs.fate'), [m.will_retry ? t('runs.willRetry') : null, m.dead_lettered ? t('runs.deadLettered') : null, m.cancelled ? t('runs.cancelled') : null, m.budget_exhausted ? t('runs.budgetExhausted') : null].filter(Boolean).join(' · ') || '—'],
+    [t('runs.fate'), [m.will_retry ? t('runs.willRetry') : null, m.dead_lettered ? t('runs.deadLettered') : null, m.sent_back_as ? t('runs.sentBackAs', { jobId: m.sent_back_as }) : null, m.cancelled ? t('runs.cancelled') : null, m.budget_exhausted ? t('runs.budgetExhausted') : null].filter(Boolean).join(' · ') || '—'],
     ...(m.llm ? [[t('runs.tokens'), `${f.number(m.llm.prompt_tokens)} + ${f.number(m.llm.completion_tokens)} (${f.number(m.llm.cached_prompt_tokens ?? 0)} ${t('runs.cached')}) · ${m.llm.calls} ${t('runs.calls')}`], [t('runs.cost'), f.usd(m.llm.cost_usd)]] : []),
     ...(m.occurrence ? [[t('runs.occurrence'), `${f.dateTime(m.occurrence)}${m.catch_up ? ` (${t('runs.catchUp')})` : ''}`]] : []),
   ];

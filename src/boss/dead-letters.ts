@@ -46,11 +46,39 @@ export class RunAlreadyWaitingError extends Error {
   }
 }
 
+/** Which dead letters: of these jobs (every registered job by default), whose error contains `error` (any case). */
+export type DeadLetterFilter = { jobNames?: string[]; error?: string };
+
+/** What sending back every matching dead letter did for one job. */
+export type JobSentBack = {
+  jobName: string;
+  /** The new run's pg-boss id; null when nothing was sent (see waitingJobId). */
+  jobId: string | null;
+  /** The dead letter sent back (the newest that matched), or null. */
+  sent: string | null;
+  /** The other matching dead letters, removed: the run sent back does their work. */
+  settled: string[];
+  /** Matching dead letters left as they were, and why (null when none were left). */
+  left: string[];
+  reason: string | null;
+  /** The run already waiting, when that is why. */
+  waitingJobId: string | null;
+};
+
 export type DeadLetters = {
-  /** Newest first, of the given jobs (every registered job by default). */
-  list(jobNames?: string[]): Promise<DeadLetter[]>;
+  /** Newest first. */
+  list(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
   /** Sends one back to its job; resolves with the job and the new run's pg-boss id. */
   retry(id: string): Promise<{ jobName: string; jobId: string | null }>;
+  /**
+   * Sends back every dead letter that matches, as one run per job: a run's payload is only its
+   * trigger and every run takes all of its job's pending work, so a second run of the same job
+   * would redo nothing the first does not (and a stately queue holds one waiting run at most).
+   * Per job, in one transaction: the newest match goes back to the queue, the others are removed
+   * from the dead-letter queue, and the logs of the runs they came from say which job took them
+   * over (`metadata.sent_back_as`). A job that already has a run waiting is left untouched.
+   */
+  retryMatching(filter?: DeadLetterFilter): Promise<JobSentBack[]>;
 };
 
 export function createDeadLetters({ db, boss, registry, logger }: { db: Db; boss: PgBoss; registry: Registry; logger: Logger }): DeadLetters {
@@ -78,9 +106,53 @@ export function createDeadLetters({ db, boss, registry, logger }: { db: Db; boss
     return null;
   }
 
+  /**
+   * Moves `letter` back to its job's queue inside `tx`; resolves with the new job's id. Throws
+   * RunAlreadyWaitingError when the queue refuses it (one waiting run at most), and
+   * DeadLetterNotFoundError when it was sent back or removed meanwhile.
+   */
+  async function sendBack(txDb: ReturnType<typeof fromDrizzle>, jobName: string, letter: JobWithMetadata<unknown>): Promise<string | null> {
+    const queue = deadLetterQueueOf(jobName);
+    // A dead letter an earlier retry could not place was failed in place; make it a candidate again.
+    if (letter.state === 'failed') await boss.retry(queue, letter.id, { db: txDb });
+    const moved = await boss.redrive(queue, { ids: [letter.id], db: txDb });
+    if (moved === 0) {
+      const [still] = await boss.findJobs(queue, { id: letter.id, db: txDb });
+      if (!still) throw new DeadLetterNotFoundError(`no dead letter with id ${letter.id}`);
+      const [waiting] = await boss.findJobs(jobName, { queued: true, limit: 1, db: txDb });
+      throw new RunAlreadyWaitingError(jobName, waiting?.id ?? null);
+    }
+    // The new job carries the chain's first job id, which this dead letter knows.
+    const root = letter.sourceRootId ?? letter.sourceId;
+    const queued = await boss.findJobs(jobName, { queued: true, db: txDb });
+    const jobId = queued.find((job) => job.sourceRootId === root)?.id ?? null;
+    // A redrive sends no NOTIFY, so workers listening for one would only see the job at their
+    // next backstop poll. An edit that changes nothing notifies them, on commit.
+    if (jobId) await boss.update(jobName, undefined, { id: jobId, db: txDb });
+    return jobId;
+  }
+
+  /** Each letter's source run's last log says which job took it over. */
+  async function markSentBack(tx: Parameters<Parameters<Db['transaction']>[0]>[0], letters: JobWithMetadata<unknown>[], jobId: string | null) {
+    // The failed pg-boss job's id: its attempts' logs carry it in job_id.
+    const sourceIds = letters.flatMap((letter) => (letter.sourceId ? [letter.sourceId] : []));
+    if (sourceIds.length === 0) return;
+    await tx.execute(sql`
+      update job_logs set metadata = metadata || ${JSON.stringify({ sent_back_as: jobId })}::jsonb
+      where id in (select distinct on (job_id) id from job_logs
+                   where job_id = any(string_to_array(${sourceIds.join(',')}, ',')) order by job_id, id desc)`);
+  }
+
+  const matches = (filter: DeadLetterFilter) => {
+    const needle = filter.error?.toLowerCase();
+    return (letter: JobWithMetadata<unknown>) => needle === undefined || (messageOf(letter.sourceOutput) ?? '').toLowerCase().includes(needle);
+  };
+
   return {
-    async list(jobNames = [...registry.keys()]) {
-      const letters = (await Promise.all(jobNames.map(async (name) => (await deadLettersOf(name)).map((job) => toDeadLetter(job, name))))).flat();
+    async list(filter = {}) {
+      const jobNames = filter.jobNames ?? [...registry.keys()];
+      const keep = matches(filter);
+      const letters = (await Promise.all(jobNames.map(async (name) => (await deadLettersOf(name)).filter(keep).map((job) => toDeadLetter(job, name))))).flat();
       return letters.sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id));
     },
 
@@ -88,30 +160,43 @@ export function createDeadLetters({ db, boss, registry, logger }: { db: Db; boss
       const found = await find(id);
       if (!found) throw new DeadLetterNotFoundError(`no dead letter with id ${id}`);
       const { jobName, letter } = found;
-      const queue = deadLetterQueueOf(jobName);
       // One transaction: a retry the queue refuses leaves the dead letter exactly as it was.
       const jobId = await db.transaction(async (tx) => {
-        const txDb = fromDrizzle(tx, sql);
-        // A dead letter an earlier retry could not place was failed in place; make it a candidate again.
-        if (letter.state === 'failed') await boss.retry(queue, id, { db: txDb });
-        const moved = await boss.redrive(queue, { ids: [id], db: txDb });
-        if (moved === 0) {
-          const [still] = await boss.findJobs(queue, { id, db: txDb });
-          if (!still) throw new DeadLetterNotFoundError(`no dead letter with id ${id}`);
-          const [waiting] = await boss.findJobs(jobName, { queued: true, limit: 1, db: txDb });
-          throw new RunAlreadyWaitingError(jobName, waiting?.id ?? null);
-        }
-        // The new job carries the chain's first job id, which this dead letter knows.
-        const root = letter.sourceRootId ?? letter.sourceId;
-        const queued = await boss.findJobs(jobName, { queued: true, db: txDb });
-        const jobId = queued.find((job) => job.sourceRootId === root)?.id ?? null;
-        // A redrive sends no NOTIFY, so workers listening for one would only see the job at their
-        // next backstop poll. An edit that changes nothing notifies them, on commit.
-        if (jobId) await boss.update(jobName, undefined, { id: jobId, db: txDb });
+        const jobId = await sendBack(fromDrizzle(tx, sql), jobName, letter);
+        await markSentBack(tx, [letter], jobId);
         return jobId;
       });
       logger.info({ job: jobName, deadLetterId: id, jobId }, `dead letter ${id} sent back to ${jobName}`);
       return { jobName, jobId };
+    },
+
+    async retryMatching(filter = {}) {
+      const outcomes: JobSentBack[] = [];
+      for (const jobName of filter.jobNames ?? [...registry.keys()]) {
+        const letters = (await deadLettersOf(jobName)).filter(matches(filter));
+        if (letters.length === 0) continue;
+        // Newest first: the one sent back is the one an operator looking at the list sees on top.
+        letters.sort((a, b) => new Date(b.createdOn).getTime() - new Date(a.createdOn).getTime() || b.id.localeCompare(a.id));
+        const [newest, ...others] = letters as [JobWithMetadata<unknown>, ...JobWithMetadata<unknown>[]];
+        try {
+          const jobId = await db.transaction(async (tx) => {
+            const txDb = fromDrizzle(tx, sql);
+            const jobId = await sendBack(txDb, jobName, newest);
+            if (others.length > 0) await boss.deleteJob(deadLetterQueueOf(jobName), others.map((letter) => letter.id), { db: txDb });
+            await markSentBack(tx, letters, jobId);
+            return jobId;
+          });
+          outcomes.push({ jobName, jobId, sent: newest.id, settled: others.map((letter) => letter.id), left: [], reason: null, waitingJobId: null });
+          logger.info({ job: jobName, jobId, deadLetterIds: letters.map((letter) => letter.id) }, `${letters.length} dead letters of ${jobName} sent back as one run`);
+        } catch (error) {
+          // Nothing of this job was changed (the transaction rolled back); the other jobs go on.
+          if (!(error instanceof RunAlreadyWaitingError || error instanceof DeadLetterNotFoundError)) throw error;
+          const waiting = error instanceof RunAlreadyWaitingError;
+          const reason = waiting ? `${jobName} already has a run waiting to start; send them back once it has started` : 'its dead letters changed meanwhile (sent back or removed by someone else); look again';
+          outcomes.push({ jobName, jobId: null, sent: null, settled: [], left: letters.map((letter) => letter.id), reason, waitingJobId: waiting ? error.waitingJobId : null });
+        }
+      }
+      return outcomes;
     },
   };
 }

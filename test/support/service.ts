@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import type { Registry } from '../../src/jobs/registry.ts';
+import { createRegistry, JOBS, type Registry } from '../../src/jobs/registry.ts';
 import { parseEnv, type Env } from '../../src/env.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startService, type Service } from '../../src/service.ts';
@@ -19,6 +19,9 @@ export type TestService = {
   http(path: string, init?: RequestInit): Promise<Response>;
   stop(): Promise<void>;
 };
+
+/** The service's own jobs with no retries: a run that fails is a dead letter at once. */
+export const jobsWithoutRetries = (): Registry => createRegistry(JOBS.map((job) => ({ ...job, queue: { ...job.queue, retryLimit: 0 } })));
 
 export type TestServiceOptions = {
   /** A database to run on instead of a new one; it is not dropped on stop. */

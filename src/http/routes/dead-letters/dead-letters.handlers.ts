@@ -1,5 +1,5 @@
 import type { RouteHandler } from '@hono/zod-openapi';
-import { createDeadLetters, DeadLetterNotFoundError, RunAlreadyWaitingError } from '../../../boss/dead-letters.ts';
+import { createDeadLetters, DeadLetterNotFoundError, RunAlreadyWaitingError, type JobSentBack } from '../../../boss/dead-letters.ts';
 import type { AppDeps } from '../../app.ts';
 import { knownJobOf } from '../../known-job.ts';
 import type * as routes from './dead-letters.routes.ts';
@@ -9,8 +9,8 @@ export function deadLetterHandlers(deps: AppDeps) {
   const deadLetters = createDeadLetters(deps);
 
   const list: RouteHandler<typeof routes.list> = async (c) => {
-    const { jobName, limit, offset } = c.req.valid('query');
-    const letters = await deadLetters.list(jobName === undefined ? undefined : [knownJob(jobName)]);
+    const { jobName, error, limit, offset } = c.req.valid('query');
+    const letters = await deadLetters.list({ jobNames: jobName === undefined ? undefined : [knownJob(jobName)], error });
     return c.json(letters.slice(offset, offset + limit), 200);
   };
 
@@ -26,5 +26,20 @@ export function deadLetterHandlers(deps: AppDeps) {
     }
   };
 
-  return { list, retry };
+  const retryMatching: RouteHandler<typeof routes.retryMatching> = async (c) => {
+    const { jobName, error } = c.req.valid('json') ?? {};
+    const jobs = await deadLetters.retryMatching({ jobNames: jobName === undefined ? undefined : [knownJob(jobName)], error });
+    const which = [jobName && `of ${jobName}`, error !== undefined && `whose error contains "${error}"`].filter(Boolean).join(' ');
+    if (jobs.length === 0) return c.json({ error: `no dead letter${which ? ` ${which}` : ''}` }, 404);
+    if (jobs.every((job) => job.sent === null)) return c.json({ error: `nothing was sent back: ${jobs.map((job) => `${job.jobName}: ${job.reason}`).join('; ')}`, jobs }, 409);
+    return c.json({ message: jobs.map(describeSentBack).join('; '), jobs }, 202);
+  };
+
+  return { list, retry, retryMatching };
+}
+
+function describeSentBack(job: JobSentBack): string {
+  const letters = (n: number) => `${n} dead letter${n === 1 ? '' : 's'}`;
+  if (job.sent === null) return `${job.jobName}: ${letters(job.left.length)} left (${job.reason})`;
+  return `${job.jobName}: ${letters(job.settled.length + 1)} sent back as one run${job.jobId ? ` (${job.jobId})` : ''}`;
 }

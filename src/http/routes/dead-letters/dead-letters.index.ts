@@ -5,5 +5,5 @@ import * as routes from './dead-letters.routes.ts';
 
 export function deadLettersRouter(deps: AppDeps) {
   const handlers = deadLetterHandlers(deps);
-  return createRouter().openapi(routes.list, handlers.list).openapi(routes.retry, handlers.retry);
+  return createRouter().openapi(routes.list, handlers.list).openapi(routes.retryMatching, handlers.retryMatching).openapi(routes.retry, handlers.retry);
 }

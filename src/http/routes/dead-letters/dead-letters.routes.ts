@@ -1,8 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import type { DeadLetter } from '../../../boss/dead-letters.ts';
+import type { DeadLetter, JobSentBack } from '../../../boss/dead-letters.ts';
 import { API_ERRORS, BEARER, errors, json, QUERY_400, WRITE_ERRORS } from '../../lib/contract.ts';
-import { JobPageQuerySchema, timestamp, UuidParamSchema } from '../../lib/schemas.ts';
-import { noBody } from '../../lib/validation.ts';
+import { JobPageQuerySchema, text, timestamp, UuidParamSchema } from '../../lib/schemas.ts';
+import { jsonContentType, noBody } from '../../lib/validation.ts';
 
 /** /api/jobs/dead-letters: the runs whose retries are spent, and sending one back to its job. */
 
@@ -35,6 +35,37 @@ const RetryRefusedSchema = z
   .strictObject({ error: z.string(), ...ids, jobId: z.string().nullable().openapi({ description: 'the run already waiting' }) })
   .openapi('DeadLetterRetryRefused');
 
+const errorFilter = () =>
+  text()
+    .min(1, 'error must not be empty')
+    .max(500, 'error must be at most 500 characters')
+    .optional()
+    .openapi({ description: "only dead letters whose error message contains this text (any case)", example: 'rate limit' });
+
+const ListQuerySchema = JobPageQuerySchema.extend({ error: errorFilter() });
+
+const RetryMatchingBodySchema = z
+  .strictObject({
+    jobName: z.string().optional().openapi({ description: 'only this job (a registered job: 404 otherwise); every job when left out', example: 'extract-blueprints' }),
+    error: errorFilter(),
+  })
+  .openapi('DeadLetterFilter');
+
+const JobSentBackSchema = z
+  .strictObject({
+    jobName: z.string(),
+    jobId: z.string().nullable().openapi({ description: "the new run's pg-boss job id; null when nothing was sent for this job" }),
+    sent: z.string().nullable().openapi({ description: 'the dead letter sent back: the newest that matched' }),
+    settled: z.array(z.string()).openapi({ description: 'the other matching dead letters, removed from the dead-letter queue: the run sent back does their work' }),
+    left: z.array(z.string()).openapi({ description: 'matching dead letters left as they were (see reason)' }),
+    reason: z.string().nullable().openapi({ description: 'why dead letters were left; null when none were' }),
+    waitingJobId: z.string().nullable().openapi({ description: 'the run already waiting, when that is the reason' }),
+  })
+  .openapi('DeadLettersSentBack') satisfies z.ZodType<JobSentBack>;
+
+const RetryMatchingResultSchema = z.strictObject({ message: z.string(), jobs: z.array(JobSentBackSchema) }).openapi('DeadLettersRetried');
+const RetryMatchingRefusedSchema = z.strictObject({ error: z.string(), jobs: z.array(JobSentBackSchema) }).openapi('DeadLettersRetryRefused');
+
 export const list = createRoute({
   operationId: 'listDeadLetters',
   method: 'get',
@@ -43,7 +74,7 @@ export const list = createRoute({
   summary: 'List dead letters, newest first',
   description: "Runs whose retries were all spent (pg-boss queue `<job>/dead-letter`, kept 90 days).",
   security: BEARER,
-  request: { query: JobPageQuerySchema },
+  request: { query: ListQuerySchema },
   responses: { 200: json(z.array(DeadLetterSchema), 'a page of dead letters'), ...errors({ 400: QUERY_400, 404: 'unknown job' }), ...API_ERRORS },
 });
 
@@ -64,6 +95,32 @@ export const retry = createRoute({
       404: 'no such dead letter (or it was already retried)',
     }),
     409: json(RetryRefusedSchema, 'the job already has a run waiting; the dead letter is left as it was'),
+    ...API_ERRORS,
+    ...WRITE_ERRORS,
+  },
+});
+
+export const retryMatching = createRoute({
+  operationId: 'retryMatchingDeadLetters',
+  method: 'post',
+  path: '/api/jobs/dead-letters/retry',
+  tags,
+  summary: 'Send back every dead letter that matches a filter, as one run per job',
+  description:
+    "Every dead letter of `jobName` (all jobs when left out) whose error contains `error`. A run's payload is only its trigger and every run " +
+    "takes all of its job's pending work, so each job gets one run back: the newest match is sent back, the other matches are removed from " +
+    "the dead-letter queue, and the logs of the runs they came from get `metadata.sent_back_as` (the new run's pg-boss id). A job that " +
+    'already has a run waiting is left untouched (`left`, `reason`); the other jobs still go. The body is optional: none means every dead letter.',
+  security: BEARER,
+  middleware: [jsonContentType],
+  request: { body: { ...json(RetryMatchingBodySchema, 'which dead letters'), required: false } },
+  responses: {
+    202: json(RetryMatchingResultSchema, 'at least one run was sent back; per job, what was sent, settled and left'),
+    ...errors({
+      400: 'an unknown field, an empty or over-long error filter, malformed JSON or non-JSON Content-Type',
+      404: 'unknown job, or no dead letter matches',
+    }),
+    409: json(RetryMatchingRefusedSchema, 'dead letters matched, but every job they belong to already has a run waiting; nothing was changed'),
     ...API_ERRORS,
     ...WRITE_ERRORS,
   },
