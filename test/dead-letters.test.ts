@@ -145,6 +145,9 @@ describe('dead letters', () => {
         { timeoutMs: 10_000 },
       );
       expect(log).toMatchObject({ items_processed: 1, items_failed: 0, metadata: { trigger: 'manual', attempt: 1 } });
+      // The failed run's log says which job took its work over.
+      const source = ((await call(healthy!, '/api/jobs/logs?jobName=extract-blueprints')).body as Json[]).find((l) => l.metadata.job_id === failed[2]!.jobId);
+      expect(source?.metadata).toMatchObject({ dead_lettered: true, sent_back_as: res.body.jobId });
       expect((await call(healthy!, `/api/harvest-items?status=BLUEPRINT_DONE`)).body.map((r: Json) => r.id)).toEqual([item.body.id]);
 
       // Gone from the list and from the dead-letter queue; the other two stay.
