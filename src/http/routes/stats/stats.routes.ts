@@ -68,7 +68,9 @@ export const stats = createRoute({
     `The runs (job_logs) that started in [from, to), at most ${MAX_RANGE_DAYS} days (default: the last ${DEFAULT_RANGE_DAYS}), grouped by job and by the day ` +
     'they started on in the service\'s SCHEDULER_TIMEZONE (not each schedule\'s own zone), ordered by day then job. ' +
     'Days on which a job had no run are omitted, and a day at an edge of the range can be partial. ' +
-    'The range is read through the index on job_logs.started_at (a range holding most of the table is read whole, which is then cheaper).',
+    'The range is read through the index on job_logs.started_at (a range holding most of the table is read whole, which is then cheaper). ' +
+    'Each instance keeps the days before today (in that zone) for up to 10 minutes once no run of theirs is still open, and reads today afresh: ' +
+    'a change to an earlier day made by hand or by retention can take that long to show.',
   security: BEARER,
   request: { query: StatsQuerySchema },
   responses: {
