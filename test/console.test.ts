@@ -136,6 +136,40 @@ describe.skipIf(!hasChromium)(`the console, auth off${noChromiumNote}`, () => {
     }
   });
 
+  it('works from the keyboard alone: Tab reaches a job\'s Pause, Enter presses it, and the pages\' links open with Enter', async () => {
+    const { page, context, problems } = await open();
+    try {
+      /** Presses Tab until the focused element is the one `matches` accepts; fails after 80 presses. */
+      const tabTo = async (what: string, matches: (el: { tag: string; name: string; job: string | null }) => boolean) => {
+        for (let presses = 0; presses < 80; presses++) {
+          await page.keyboard.press('Tab');
+          const focused = await page.evaluate(() => {
+            const el = document.activeElement as HTMLElement | null;
+            return { tag: el?.tagName ?? '', name: (el?.getAttribute('aria-label') ?? el?.textContent ?? '').trim(), job: el?.closest('article')?.getAttribute('data-job') ?? null };
+          });
+          if (matches(focused)) return;
+        }
+        throw new Error(`Tab never reached ${what}`);
+      };
+      await tabTo("generate-drops' Pause", (el) => el.tag === 'BUTTON' && el.name === 'Pause' && el.job === 'generate-drops');
+      await page.keyboard.press('Enter');
+      await jobCard(page, 'generate-drops').getByRole('button', { name: 'Resume' }).waitFor();
+      expect((await call(t, '/api/jobs/schedules/generate-drops')).body.is_active).toBe(false);
+      await page.keyboard.press('Enter');
+      await jobCard(page, 'generate-drops').getByRole('button', { name: 'Pause' }).waitFor();
+      expect((await call(t, '/api/jobs/schedules/generate-drops')).body.is_active).toBe(true);
+      // Back to the top, then to the Queue link.
+      await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+      await tabTo('the Queue link', (el) => el.tag === 'A' && el.name === 'Queue');
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { name: 'Queue and dead letters' }).waitFor();
+      expect(new URL(page.url()).hash).toBe('#/queue');
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('speaks Portuguese to a Portuguese browser, schedules in words included, and switches to English', async () => {
     const { page, context } = await open('pt-BR');
     try {
