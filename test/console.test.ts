@@ -143,10 +143,11 @@ describe.skipIf(!hasChromium)(`the console, auth off${noChromiumNote}`, () => {
       const tabTo = async (what: string, matches: (el: { tag: string; name: string; job: string | null }) => boolean) => {
         for (let presses = 0; presses < 80; presses++) {
           await page.keyboard.press('Tab');
-          const focused = await page.evaluate(() => {
-            const el = document.activeElement as HTMLElement | null;
+          // A string: this file is compiled without the DOM's types.
+          const focused = (await page.evaluate(`(() => {
+            const el = document.activeElement;
             return { tag: el?.tagName ?? '', name: (el?.getAttribute('aria-label') ?? el?.textContent ?? '').trim(), job: el?.closest('article')?.getAttribute('data-job') ?? null };
-          });
+          })()`)) as { tag: string; name: string; job: string | null };
           if (matches(focused)) return;
         }
         throw new Error(`Tab never reached ${what}`);
@@ -159,7 +160,7 @@ describe.skipIf(!hasChromium)(`the console, auth off${noChromiumNote}`, () => {
       await jobCard(page, 'generate-drops').getByRole('button', { name: 'Pause' }).waitFor();
       expect((await call(t, '/api/jobs/schedules/generate-drops')).body.is_active).toBe(true);
       // Back to the top, then to the Queue link.
-      await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+      await page.evaluate('document.activeElement?.blur()');
       await tabTo('the Queue link', (el) => el.tag === 'A' && el.name === 'Queue');
       await page.keyboard.press('Enter');
       await page.getByRole('heading', { name: 'Queue and dead letters' }).waitFor();

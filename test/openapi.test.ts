@@ -104,6 +104,14 @@ describe('the OpenAPI document (API_TOKEN set)', () => {
       expect(asset.headers.get('content-type'), file).toMatch(type);
       expect((await asset.arrayBuffer()).byteLength, file).toBeGreaterThan(0);
     }
+    // Compressed, and revalidated with an ETag: a reload of /docs does not send the 1.7 MB bundle again.
+    const bundle = await t.http('/docs/assets/swagger-ui-bundle.js', { headers: { 'accept-encoding': 'gzip' } });
+    expect(bundle.headers.get('content-encoding')).toBe('gzip');
+    const etag = bundle.headers.get('etag');
+    expect(etag).toMatch(/^(W\/)?"[\w-]{22}"$/);
+    await bundle.arrayBuffer();
+    const again = await t.http('/docs/assets/swagger-ui-bundle.js', { headers: { 'accept-encoding': 'gzip', 'if-none-match': etag! } });
+    expect(again.status).toBe(304);
     // Only the files the page needs, by name: nothing else of the package or the disk.
     for (const file of ['index.html', 'package.json', '..%2F..%2Fpackage.json', '%2E%2E']) expectError(await call(t, `/docs/assets/${file}`), 404, /no route/);
 

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { compress } from 'hono/compress';
 import type { BlankEnv } from 'hono/types';
+import { createAssetCache, loadAsset, serveAsset } from './static-assets.ts';
 
 /**
  * The operator console: `GET /` is its page; `/console/app/*` its own modules and styles (the
@@ -76,8 +77,6 @@ const PAGE = `<!doctype html>
 </html>
 `;
 
-type Asset = { body: Uint8Array<ArrayBuffer>; type: string; etag: string };
-
 /** Every file under console/ with a type we serve, by its path below it ("pages/runs.js"). */
 async function appFiles(): Promise<Map<string, string>> {
   const files = new Map<string, string>();
@@ -88,11 +87,6 @@ async function appFiles(): Promise<Map<string, string>> {
     files.set(relative(APP_DIR, path).split(sep).join('/'), path);
   }
   return files;
-}
-
-async function load(path: string, type: string): Promise<Asset> {
-  const body = new Uint8Array(await readFile(path));
-  return { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
 }
 
 /** The folder of an installed package: up from its entry point to its package.json (not every package exports that file). */
@@ -106,41 +100,23 @@ async function packageDir(require: NodeJS.Require, name: string): Promise<string
 
 export function registerConsole(app: OpenAPIHono<BlankEnv>): void {
   const require = createRequire(import.meta.url);
-  // Read once per process, on first request: the files do not change while the service runs. Only
-  // files that exist are kept, so requests for other names cannot grow the map.
-  const assets = new Map<string, Promise<Asset>>();
+  const asset = createAssetCache();
+  // Listed once; only files that exist are served.
   let listed: Promise<Map<string, string>> | undefined;
-  const asset = (key: string, find: () => Promise<Asset>) => {
-    let found = assets.get(key);
-    if (!found) {
-      found = find();
-      assets.set(key, found);
-      found.catch(() => assets.delete(key));
-    }
-    return found;
-  };
-
-  const serve = (found: Asset, ifNoneMatch: string | undefined) => {
-    const headers = { 'Content-Type': found.type, ETag: found.etag, 'Cache-Control': 'no-cache' };
-    // no-cache: revalidated every load (a 304 when unchanged), so a new version is never stale.
-    // Compared weakly (RFC 9110): compression turns the ETag sent into a weak one.
-    if (ifNoneMatch?.replace(/^W\//, '') === found.etag) return new Response(null, { status: 304, headers });
-    return new Response(found.body, { status: 200, headers });
-  };
 
   app.use('/console/*', compress());
   app.get('/console/app/*', async (c) => {
     const name = c.req.path.slice('/console/app/'.length);
     const path = (await (listed ??= appFiles())).get(name);
     if (!path) return c.notFound();
-    return serve(await asset(`app:${name}`, () => load(path, TYPES[extname(path)]!)), c.req.header('if-none-match'));
+    return serveAsset(await asset(`app:${name}`, () => loadAsset(path, TYPES[extname(path)]!)), c.req.header('if-none-match'));
   });
   app.get('/console/vendor/:file', async (c) => {
     const file = c.req.param('file');
     const vendor = VENDOR[file];
     if (!vendor) return c.notFound();
-    const found = await asset(`vendor:${file}`, async () => load(join(await packageDir(require, vendor.pkg), vendor.file), TYPES[extname(file)]!));
-    return serve(found, c.req.header('if-none-match'));
+    const found = await asset(`vendor:${file}`, async () => loadAsset(join(await packageDir(require, vendor.pkg), vendor.file), TYPES[extname(file)]!));
+    return serveAsset(found, c.req.header('if-none-match'));
   });
 
   app.use('/', compress());

@@ -1,10 +1,11 @@
-import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { OpenAPIHono } from '@hono/zod-openapi';
+import { compress } from 'hono/compress';
 import type { BlankEnv } from 'hono/types';
 import pkg from '../../package.json' with { type: 'json' };
 import { BEARER_SCHEME } from './lib/contract.ts';
+import { assetOf, createAssetCache, loadAsset, serveAsset } from './static-assets.ts';
 
 /**
  * The contract, served: `GET /openapi.json` (OpenAPI 3.1, built from the routes' own zod schemas)
@@ -77,18 +78,13 @@ export function registerOpenApi(app: OpenAPIHono<BlankEnv>): void {
     return c.html(PAGE);
   });
 
-  const cache = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
+  const asset = createAssetCache();
+  app.use('/docs/*', compress());
   app.get('/docs/assets/:file', async (c) => {
     const file = c.req.param('file');
     const type = file === 'init.js' ? 'text/javascript; charset=utf-8' : ASSETS[file];
     if (!type) return c.notFound();
-    let body = cache.get(file);
-    if (!body) {
-      body = file === 'init.js' ? Promise.resolve(new TextEncoder().encode(INIT_SCRIPT)) : readFile(join(swaggerUiDir(), file));
-      cache.set(file, body);
-      body.catch(() => cache.delete(file));
-    }
-    return c.body(await body, 200, { 'Content-Type': type, 'Cache-Control': 'public, max-age=3600' });
+    const found = await asset(file, async () => (file === 'init.js' ? assetOf(new TextEncoder().encode(INIT_SCRIPT), type) : loadAsset(join(swaggerUiDir(), file), type)));
+    return serveAsset(found, c.req.header('if-none-match'));
   });
-
 }
