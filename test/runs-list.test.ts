@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeCancelledRuns, closeLostRun, closeRuns, openRuns } from '../src/db/job-logs.ts';
+import { createLogRetention } from '../src/db/log-retention.ts';
+import type { JobDefinition } from '../src/jobs/job.ts';
+import { createRegistry } from '../src/jobs/registry.ts';
+import { createLogger } from '../src/logger.ts';
 import { call, expectError, type Json } from './support/http.ts';
+import { closedLog, trigger as runNow } from './support/pipeline.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
 /**
@@ -38,6 +44,7 @@ describe('GET /api/jobs/logs filters and keyset pages', () => {
 
   const insert = async (spec: Omit<Row, 'id'>): Promise<Row> => {
     const { rows: inserted } = await t.service.database.pool.query<{ id: number }>(
+      // As written by hand: the trigger column comes from metadata by itself.
       `insert into job_logs (job_name, status, started_at, ended_at, metadata)
        values ($1, $2, $3::timestamptz, case when $2 = 'STARTED' then null else $3::timestamptz + interval '1 minute' end, $4::jsonb)
        returning id`,
@@ -113,7 +120,7 @@ describe('GET /api/jobs/logs filters and keyset pages', () => {
     for (const trigger of TRIGGERS) expect(await list(`trigger=${trigger}&limit=100`)).not.toContain(untriggered);
     // A row as the list shows it.
     const [failedManual] = (await call(t, '/api/jobs/logs?jobName=generate-drops&status=FAILED&trigger=manual&limit=1')).body;
-    expect(failedManual).toMatchObject({ job_name: 'generate-drops', status: 'FAILED', metadata: { trigger: 'manual' } });
+    expect(failedManual).toMatchObject({ job_name: 'generate-drops', status: 'FAILED', trigger: 'manual', metadata: { trigger: 'manual' } });
   });
 
   it('keyset pages concatenate to the whole list, without a repeat or a gap, at every page size', async () => {
@@ -122,6 +129,14 @@ describe('GET /api/jobs/logs filters and keyset pages', () => {
       ['status=COMPLETED', all.filter((r) => r.status === 'COMPLETED')],
       ['trigger=cron', all.filter((r) => r.trigger === 'cron')],
       ['jobName=extract-blueprints&status=COMPLETED&trigger=cron', all.filter((r) => r.job === 'extract-blueprints' && r.status === 'COMPLETED' && r.trigger === 'cron')],
+      // Each read through its own table or index (job_logs_failed, the partial trigger index): the same order, the same pages.
+      ['status=FAILED', all.filter((r) => r.status === 'FAILED')],
+      ['status=STARTED', all.filter((r) => r.status === 'STARTED')],
+      ['trigger=manual', all.filter((r) => r.trigger === 'manual')],
+      ['trigger=cli', all.filter((r) => r.trigger === 'cli')],
+      ['jobName=generate-drops&status=FAILED', all.filter((r) => r.job === 'generate-drops' && r.status === 'FAILED')],
+      ['status=FAILED&trigger=cron', all.filter((r) => r.status === 'FAILED' && r.trigger === 'cron')],
+      ['jobName=extract-blueprints&trigger=manual', all.filter((r) => r.job === 'extract-blueprints' && r.trigger === 'manual')],
     ];
     for (const [query, want] of queries) {
       for (const limit of [1, 2, 3, 4, 5, 7, 100]) {
@@ -138,6 +153,10 @@ describe('GET /api/jobs/logs filters and keyset pages', () => {
     const after = all.slice(all.indexOf(failed) + 1);
     expect(await list(`before=${failed.id}&limit=100`)).toEqual(ids(after));
     expect(await list(`status=COMPLETED&before=${failed.id}&limit=100`)).toEqual(ids(after.filter((r) => r.status === 'COMPLETED')));
+    const completed = all.find((r, i) => r.status === 'COMPLETED' && r.trigger === 'cron' && i > 5 && i < all.length - 5)!;
+    const afterCompleted = all.slice(all.indexOf(completed) + 1);
+    expect(await list(`status=FAILED&before=${completed.id}&limit=100`)).toEqual(ids(afterCompleted.filter((r) => r.status === 'FAILED')));
+    expect(await list(`trigger=manual&before=${completed.id}&limit=100`)).toEqual(ids(afterCompleted.filter((r) => r.trigger === 'manual')));
     expect(await list(`before=${all.at(-1)!.id}`)).toEqual([]);
     // Default limit 20.
     expect(await list(`before=${all[0]!.id}`)).toEqual(ids(all.slice(1, 21)));
@@ -160,6 +179,8 @@ describe('GET /api/jobs/logs filters and keyset pages', () => {
     const completed = ids(all.filter((r) => r.status === 'COMPLETED'));
     expect(await list('status=COMPLETED&limit=4&offset=4')).toEqual(completed.slice(4, 8));
     expect(await list('offset=0&limit=100')).toEqual(ids(all));
+    const failed = ids(all.filter((r) => r.status === 'FAILED'));
+    expect(await list('status=FAILED&limit=2&offset=1')).toEqual(failed.slice(1, 3));
   });
 
   it('refuses an unknown status or trigger, a before that is not an id, and before with offset; a missing before row is a 404; the table is unchanged', async () => {
@@ -186,5 +207,100 @@ describe('GET /api/jobs/logs filters and keyset pages', () => {
     expectError(await call(t, `/api/jobs/logs?status=FAILED&trigger=cli&before=${missing}`), 404, /no log with id/);
     expectError(await call(t, `/api/jobs/logs?jobName=no-such-job&before=${all[0]!.id}`), 404, /unknown job "no-such-job"/);
     expect(await tableDigest()).toEqual(digest);
+  });
+});
+
+/**
+ * ?status=FAILED reads job_logs_failed, which triggers on job_logs keep (drizzle/0010): every way a
+ * run ends FAILED puts it in the list, and a row that stops being FAILED, or is deleted, leaves it.
+ */
+describe('GET /api/jobs/logs?status=FAILED follows every way a run fails', () => {
+  let t: TestService;
+  const JOB = 'doomed';
+  const doomed: JobDefinition = {
+    name: JOB,
+    description: 'always fails',
+    defaultCron: '0 0 1 1 *',
+    queue: { retryLimit: 0 },
+    async handler() {
+      throw new Error('doomed to fail');
+    },
+  };
+  const q = (text: string, params: unknown[] = []) => t.service.database.pool.query(text, params);
+  const list = async (query: string): Promise<Json[]> => {
+    const res = await call(t, `/api/jobs/logs?${query}&limit=100`);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return res.body;
+  };
+  const failedIds = async (query = '') => (await list(`status=FAILED${query}`)).map((row) => row.id);
+  /** Opens a run as the runner does (openRuns), so its trigger column is what the runner writes. */
+  const open = async (trigger: string): Promise<number> => {
+    const jobId = crypto.randomUUID();
+    return (await openRuns(t.service.database.db, JOB, [{ job_id: jobId, trigger, attempt: 1 }])).get(jobId)!;
+  };
+  /** job_logs_failed holds exactly the FAILED logs, with their job_name, started_at and trigger. */
+  const expectInStep = async () => {
+    const { rows } = await q(`
+      select (select count(*) from job_logs_failed)::int as copies,
+             (select count(*) from job_logs where status = 'FAILED')::int as failed,
+             (select count(*) from job_logs l join job_logs_failed f on f.log_id = l.id
+               where l.status = 'FAILED' and (f.job_name, f.started_at, f.trigger) is not distinct from (l.job_name, l.started_at, l.trigger))::int as matching`);
+    expect(rows[0].copies).toBe(rows[0].failed);
+    expect(rows[0].matching).toBe(rows[0].failed);
+  };
+
+  beforeAll(async () => {
+    t = await startTestService({ JOB_LOGS_RETENTION_DAYS: '0' }, { registry: createRegistry([doomed]) });
+  });
+  afterAll(() => t?.stop());
+
+  it('a run that fails in the runner, one closed by the reaper, a cancelled one and one set FAILED by hand are all listed, newest first', async () => {
+    const jobId = await runNow(t, JOB);
+    const byRunner = (await closedLog(t, jobId)).id;
+    const reaped = await open('cli');
+    expect(await closeLostRun(t.service.database.db, reaped, { reaped: true, pgboss_state: 'gone' })).toBe(true);
+    const cancelled = await open('manual');
+    await closeCancelledRuns(t.service.database.db, [{ id: cancelled, status: 'FAILED', items_processed: 0, items_failed: 0, error_message: 'cancelled by operator', metadata: { cancelled: true } }]);
+    const completed = await open('cron');
+    await closeRuns(t.service.database.db, [{ id: completed, status: 'COMPLETED', items_processed: 1, items_failed: 0, error_message: null, metadata: {} }]);
+    const byHand = await open('cron');
+    await q(`update job_logs set status = 'FAILED', ended_at = now(), error_message = 'set by hand' where id = $1`, [byHand]);
+
+    expect(await failedIds()).toEqual([byHand, cancelled, reaped, byRunner]);
+    expect(await failedIds(`&jobName=${JOB}`)).toEqual([byHand, cancelled, reaped, byRunner]);
+    // The runner writes the trigger column; the filters read it.
+    expect(await failedIds('&trigger=manual')).toEqual([cancelled, byRunner]);
+    expect(await failedIds('&trigger=cli')).toEqual([reaped]);
+    expect((await list('trigger=cron')).map((row) => row.id)).toEqual([byHand, completed]);
+    expect((await list('status=FAILED')).find((row) => row.id === byRunner)).toMatchObject({ status: 'FAILED', trigger: 'manual', error_message: 'doomed to fail', metadata: { trigger: 'manual' } });
+    await expectInStep();
+  });
+
+  it('a log set back from FAILED leaves the list, and one whose started_at is changed by hand moves in it', async () => {
+    const [newest, second] = await failedIds();
+    await q(`update job_logs set status = 'COMPLETED', error_message = null where id = $1`, [newest]);
+    expect(await failedIds()).not.toContain(newest);
+    await q(`update job_logs set started_at = now() + interval '1 hour' where id = $1`, [second]);
+    expect((await failedIds())[0]).toBe(second);
+    await expectInStep();
+  });
+
+  it('a FAILED log deleted by the retention leaves the list', async () => {
+    const failed = await failedIds();
+    const [old, kept] = failed.slice(-2);
+    await q(`update job_logs set started_at = now() - interval '40 days', ended_at = now() - interval '40 days' where id = $1`, [old]);
+    const pass = await createLogRetention({ db: t.service.database.db, logger: createLogger('silent'), retentionDays: 30 }).run();
+    expect(pass.deleted).toBe(1);
+    expect(await failedIds()).toEqual(failed.filter((id) => id !== old));
+    expect(await failedIds()).toContain(kept);
+    expect((await q('select count(*)::int as n from job_logs_failed where log_id = $1', [old])).rows[0].n).toBe(0);
+    await expectInStep();
+  });
+
+  it('a truncated job_logs leaves no FAILED run behind', async () => {
+    expect((await failedIds()).length).toBeGreaterThan(0);
+    await q('truncate job_logs');
+    expect(await failedIds()).toEqual([]);
+    await expectInStep();
   });
 });

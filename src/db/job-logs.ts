@@ -1,7 +1,7 @@
-import { and, desc, eq, gte, lt, sql } from 'drizzle-orm';
+import { and, type AnyColumn, desc, eq, getTableColumns, gte, lt, sql, type SQL } from 'drizzle-orm';
 import { unionAll } from 'drizzle-orm/pg-core';
 import type { Db } from './client.ts';
-import { jobLogs, type JobLogRow, type RunStatus } from './schema.ts';
+import { jobLogs, jobLogsFailed, type JobLogRow, type RunStatus } from './schema.ts';
 
 /**
  * Every statement on job_logs, the run history, except retention's batched delete
@@ -82,7 +82,7 @@ export async function runById(db: Db, id: number): Promise<JobLogRow | null> {
 export type RunListFilter = {
   jobName?: string;
   status?: RunStatus;
-  /** metadata.trigger (the route checks it is one of TRIGGERS, src/jobs/job.ts). */
+  /** The trigger column (the route checks it is one of TRIGGERS, src/jobs/job.ts). */
   trigger?: string;
   /** A log id: only the rows after it in the list's order (keyset pagination). */
   before?: number;
@@ -94,29 +94,62 @@ export type RunListFilter = {
  * A page of runs, newest first (started_at, then id), narrowed by job, status and trigger; null when
  * `before` names no log. `before` compares in SQL against that row's own started_at (microseconds,
  * which a JS Date would round), so it reads the index from the right place instead of skipping
- * `offset` rows. No index covers status or trigger: one would cost every run's close its HOT update
- * (drizzle/0003; measured: +20 µs of PostgreSQL CPU per run, B1 −6 to −16 %). So those filters read
- * job_logs_started_at_idx (or the job's) newest first and check each row: fast while matches are
- * common among recent runs, slow (up to ~0.7 s at 1 M rows) for one that matches few rows or none.
+ * `offset` rows.
+ *
+ * No index of job_logs covers a column a run's close changes (status, metadata…): it would cost
+ * every close its HOT update (drizzle/0003; measured: +20 µs of PostgreSQL CPU per run, B1 −6 to
+ * −16 %). So the rare filters have their own ways (drizzle/0010; BENCHMARKS.md B8, "The run list's
+ * filters"):
+ * - status=FAILED reads job_logs_failed, a copy of the failed runs' keys kept by triggers;
+ * - trigger reads the trigger column (metadata.trigger, stored); `manual` and `cli` through a partial index
+ *   that cron runs stay out of, `cron` (nearly every run) through job_logs_started_at_idx;
+ * - status=STARTED and COMPLETED check the runs newest first: COMPLETED matches nearly every run,
+ *   STARTED only the runs in flight, so a page of it reads the whole history (0.25–0.4 s at 1 M
+ *   rows; a lower bound from the reaper's watermark would not be sound, BENCHMARKS.md).
  */
 export async function listRuns(db: Db, { jobName, status, trigger, before, limit, offset }: RunListFilter): Promise<JobLogRow[] | null> {
-  const rows = await db
+  const rows = await (status === 'FAILED' ? failedRuns(db, { jobName, trigger, before, limit, offset }) : db
     .select()
     .from(jobLogs)
     .where(
       and(
         jobName === undefined ? undefined : eq(jobLogs.job_name, jobName),
         status === undefined ? undefined : eq(jobLogs.status, status),
-        trigger === undefined ? undefined : sql`(${jobLogs.metadata} ->> 'trigger') = ${trigger}`,
-        before === undefined ? undefined : sql`(${jobLogs.started_at}, ${jobLogs.id}) < ((select b.started_at from job_logs b where b.id = ${before}), ${before})`,
+        trigger === undefined ? undefined : eq(jobLogs.trigger, trigger),
+        // Spelled out so the planner sees job_logs_trigger_started_at_idx's predicate whatever the parameter.
+        trigger === undefined || trigger === 'cron' ? undefined : sql`${jobLogs.trigger} <> 'cron'`,
+        before === undefined ? undefined : afterInOrder(jobLogs.started_at, jobLogs.id, before),
       ),
     )
     .orderBy(desc(jobLogs.started_at), desc(jobLogs.id))
     .limit(limit)
-    .offset(offset);
+    .offset(offset));
   // An empty page is also what a missing `before` row gives (the comparison is null): tell them apart only then.
   if (rows.length === 0 && before !== undefined && !(await runById(db, before))) return null;
   return rows;
+}
+
+/** (started_at, id) after the log `before` in the list's order; null (no row) when that log does not exist. */
+const afterInOrder = (startedAt: AnyColumn, id: AnyColumn, before: number): SQL =>
+  sql`(${startedAt}, ${id}) < ((select b.started_at from job_logs b where b.id = ${before}), ${before})`;
+
+/** listRuns for status=FAILED: job_logs_failed in the list's order (its indexes), each joined to its log. */
+function failedRuns(db: Db, { jobName, trigger, before, limit, offset }: Omit<RunListFilter, 'status'>) {
+  const f = jobLogsFailed;
+  return db
+    .select(getTableColumns(jobLogs))
+    .from(f)
+    .innerJoin(jobLogs, eq(jobLogs.id, f.log_id))
+    .where(
+      and(
+        jobName === undefined ? undefined : eq(f.job_name, jobName),
+        trigger === undefined ? undefined : eq(f.trigger, trigger),
+        before === undefined ? undefined : afterInOrder(f.started_at, f.log_id, before),
+      ),
+    )
+    .orderBy(desc(f.started_at), desc(f.log_id))
+    .limit(limit)
+    .offset(offset);
 }
 
 /** The latest row of the run of a pg-boss job (its last attempt), open or closed; null before it starts. */
