@@ -1,10 +1,10 @@
 import type { PgBoss } from 'pg-boss';
-import type { Db } from '../db/client.ts';
+import type { Db, Tx } from '../db/client.ts';
 import type { FailureAlertKind } from '../db/schema.ts';
 import type { Logger } from '../logger.ts';
 import { enqueueDelivery, newDeliveryJobId } from './delivery.ts';
 import { alertMessage, type AlertFacts } from './message.ts';
-import { closeStates, hasOpenState, insertAlert, linkState, markResolved, openState, type Tx } from './store.ts';
+import { closeStates, hasOpenState, insertAlert, linkState, markResolved, openState } from './store.ts';
 
 /**
  * Raises and recovers alerts: the state change, the history row and the delivery job commit in

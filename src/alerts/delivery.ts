@@ -3,10 +3,10 @@ import { sql } from 'drizzle-orm';
 import { fromDrizzle, type JobWithMetadata, type PgBoss } from 'pg-boss';
 import { z } from 'zod';
 import { DEAD_LETTER_RETENTION, ensureQueue, JOB_QUEUE_RETENTION } from '../boss/client.ts';
-import type { Db } from '../db/client.ts';
+import type { Db, Tx } from '../db/client.ts';
 import { deadLetterQueueOf } from '../jobs/job.ts';
 import type { Logger } from '../logger.ts';
-import { recordDelivered, recordFailedAttempt, startAttempt, type Tx } from './store.ts';
+import { recordDelivered, recordFailedAttempt, startAttempt } from './store.ts';
 
 /**
  * Alerts reach the webhook through a pg-boss queue of their own, not a registry job: the runner,

@@ -1,5 +1,5 @@
 import { and, desc, eq, inArray, ne, sql } from 'drizzle-orm';
-import type { Db } from '../db/client.ts';
+import type { Db, Tx } from '../db/client.ts';
 import { alerts, alertState, type AlertDeliveryStatus, type AlertKind, type AlertRow, type FailureAlertKind } from '../db/schema.ts';
 import type { AlertFacts, AlertMessage } from './message.ts';
 
@@ -8,7 +8,6 @@ import type { AlertFacts, AlertMessage } from './message.ts';
  * history: what was raised, and how its delivery went).
  */
 
-export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
 /**
  * Opens the (job, kind) state unless it is open already; true when this call opened it. One

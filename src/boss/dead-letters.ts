@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { fromDrizzle, type JobWithMetadata, type PgBoss } from 'pg-boss';
-import type { Db } from '../db/client.ts';
+import type { Db, Tx } from '../db/client.ts';
+import { markSentBackAs } from '../db/job-logs.ts';
 import { deadLetterQueueOf } from '../jobs/job.ts';
 import type { Registry } from '../jobs/registry.ts';
 import type { Logger } from '../logger.ts';
@@ -132,16 +133,9 @@ export function createDeadLetters({ db, boss, registry, logger }: { db: Db; boss
     return jobId;
   }
 
-  /** Each letter's source run's last log says which job took it over. */
-  async function markSentBack(tx: Parameters<Parameters<Db['transaction']>[0]>[0], letters: JobWithMetadata<unknown>[], jobId: string | null) {
-    // The failed pg-boss job's id: its attempts' logs carry it in job_id.
-    const sourceIds = letters.flatMap((letter) => (letter.sourceId ? [letter.sourceId] : []));
-    if (sourceIds.length === 0) return;
-    await tx.execute(sql`
-      update job_logs set metadata = metadata || ${JSON.stringify({ sent_back_as: jobId })}::jsonb
-      where id in (select distinct on (job_id) id from job_logs
-                   where job_id = any(string_to_array(${sourceIds.join(',')}, ',')) order by job_id, id desc)`);
-  }
+  /** Each letter's failed run's last log says which job took it over (its attempts carry the failed pg-boss job's id). */
+  const markSentBack = (tx: Tx, letters: JobWithMetadata<unknown>[], jobId: string | null) =>
+    markSentBackAs(tx, letters.flatMap((letter) => (letter.sourceId ? [letter.sourceId] : [])), jobId);
 
   const matches = (filter: DeadLetterFilter) => {
     const needle = filter.error?.toLowerCase();

@@ -1,8 +1,8 @@
 import { eq, sql } from 'drizzle-orm';
 import { fromDrizzle, type Db as IDatabase, type PgBoss, type Schedule } from 'pg-boss';
-import type { Db } from '../db/client.ts';
+import type { Db, Tx } from '../db/client.ts';
 import { jobSchedule, type JobScheduleRow, type MissedPolicy, type ScheduleState } from '../db/schema.ts';
-import { latestScheduleState, recordScheduleChanges, sameState, sameTiming, stateOf, type ScheduleChange, type Tx } from '../db/schedule-changes.ts';
+import { latestScheduleState, recordScheduleChanges, sameState, sameTiming, stateOf, type ScheduleChange } from '../db/schedule-changes.ts';
 import type { SchedulerEvents } from '../events.ts';
 import type { Logger } from '../logger.ts';
 import { cronProblem, nextOccurrence, parserCron, timeZoneProblem } from './cron.ts';

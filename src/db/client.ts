@@ -4,6 +4,9 @@ import * as schema from './schema.ts';
 
 export type Db = NodePgDatabase<typeof schema>;
 
+/** A transaction of Db, as `db.transaction(async (tx) => …)` passes it. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
 export type Database = { pool: pg.Pool; db: Db; close(): Promise<void> };
 
 /** A pool for our own tables. pg-boss keeps a pool of its own. */

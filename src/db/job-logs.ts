@@ -242,3 +242,15 @@ export async function amendWillRetry(db: Pick<Db, 'execute'>, jobId: string, pat
     returning id`);
   return rows[0]?.id ?? null;
 }
+
+/**
+ * The last attempt's log of each of these pg-boss jobs (dead-lettered runs) says which job took its
+ * work over when its dead letter was sent back. Takes a transaction, to commit with the send-back.
+ */
+export async function markSentBackAs(db: Pick<Db, 'execute'>, jobIds: string[], sentBackAs: string | null): Promise<void> {
+  if (jobIds.length === 0) return;
+  await db.execute(sql`
+    update job_logs set metadata = metadata || ${JSON.stringify({ sent_back_as: sentBackAs })}::jsonb
+    where id in (select distinct on (job_id) id from job_logs
+                 where job_id = any(string_to_array(${jobIds.join(',')}, ',')) order by job_id, id desc)`);
+}

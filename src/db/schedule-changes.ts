@@ -1,11 +1,10 @@
 import { desc, eq, sql } from 'drizzle-orm';
-import type { Db } from './client.ts';
+import type { Db, Tx } from './client.ts';
 import { jobScheduleChanges, type JobScheduleChangeRow, type JobScheduleRow, type ScheduleChangeSource, type ScheduleState } from './schema.ts';
 
 /** The statements of job_schedule_changes: every change to a schedule, where it came from and who made it. */
 
 /** A transaction of `Db`, for statements that must commit with the caller's. */
-export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 type Executor = Db | Tx;
 
 export type ScheduleChange = { job_name: string; before: ScheduleState | null; after: ScheduleState; source: ScheduleChangeSource; actor?: string | null };
