@@ -14,9 +14,12 @@ export function Queue() {
   /** The dead letters' filter, as the list's query and the bulk send-back's body both take it. */
   const filter = { ...(jobName ? { jobName } : {}), ...(errorText ? { error: errorText } : {}) };
   const live = useLive(async () => {
-    const query = new URLSearchParams(filter).toString();
-    const jobQuery = jobName ? `jobName=${encodeURIComponent(jobName)}&` : '';
-    const [schedules, queue, deadLetters] = await Promise.all([api('/api/jobs/schedules'), api(`/api/jobs/queue?${jobQuery}limit=1000`), api(`/api/jobs/dead-letters?${query}&limit=${DEAD_LETTERS_SHOWN}`)]);
+    const query = (params) => new URLSearchParams(params).toString();
+    const [schedules, queue, deadLetters] = await Promise.all([
+      api('/api/jobs/schedules'),
+      api(`/api/jobs/queue?${query({ ...(jobName ? { jobName } : {}), limit: 1000 })}`),
+      api(`/api/jobs/dead-letters?${query({ ...filter, limit: DEAD_LETTERS_SHOWN })}`),
+    ]);
     return { jobs: schedules.map((s) => s.job_name), queue, deadLetters };
   }, [jobName, errorText]);
 
