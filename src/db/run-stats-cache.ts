@@ -11,7 +11,7 @@ import { runStats, type RunStatsQuery, type RunStatsReport, type RunStatsRow } f
  * The days before today are kept only once they are settled: no run of theirs still open (its
  * close would change them) and a minute past midnight (a run's row can commit a little after its
  * started_at, as the reaper also allows for). What can still change a settled day is rare and is
- * bounded by `keepMs`: retention deleting its rows (only days older than JOB_LOG_RETENTION_DAYS), a
+ * bounded by `keepMs`: retention deleting its rows (only days older than JOB_LOGS_RETENTION_DAYS), a
  * cancel rewriting a reaped run's counts, an edit by hand.
  */
 
