@@ -233,7 +233,7 @@ describe('GET /api/jobs/logs?status=FAILED follows every way a run fails', () =>
     return res.body;
   };
   const failedIds = async (query = '') => (await list(`status=FAILED${query}`)).map((row) => row.id);
-  /** Opens a run as the runner does (openRuns), so its trigger column is what the runner writes. */
+  /** Opens a run as the runner does (openRuns). */
   const open = async (trigger: string): Promise<number> => {
     const jobId = crypto.randomUUID();
     return (await openRuns(t.service.database.db, JOB, [{ job_id: jobId, trigger, attempt: 1 }])).get(jobId)!;
@@ -268,7 +268,7 @@ describe('GET /api/jobs/logs?status=FAILED follows every way a run fails', () =>
 
     expect(await failedIds()).toEqual([byHand, cancelled, reaped, byRunner]);
     expect(await failedIds(`&jobName=${JOB}`)).toEqual([byHand, cancelled, reaped, byRunner]);
-    // The runner writes the trigger column; the filters read it.
+    // The trigger column follows each run's metadata; the filters read it.
     expect(await failedIds('&trigger=manual')).toEqual([cancelled, byRunner]);
     expect(await failedIds('&trigger=cli')).toEqual([reaped]);
     expect((await list('trigger=cron')).map((row) => row.id)).toEqual([byHand, completed]);
