@@ -3,8 +3,8 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasChromium, launchChromium, noChromiumNote, watchedPage, type WatchedPage } from '../testkit/browser.ts';
 import { call, expectError, JOBS, type Json } from './support/http.ts';
-import { closedLog, createItem, keyedItem, trigger } from './support/pipeline.ts';
-import { eventually, jobsWithoutRetries, startTestService, type TestService } from './support/service.ts';
+import { closedLog, createItem, deadLetteredRun, keyedItem, trigger } from './support/pipeline.ts';
+import { jobsWithoutRetries, startTestService, type TestService } from './support/service.ts';
 
 /**
  * The operator console at `/`, in Debian's Chromium (headless, through playwright-core), against
@@ -406,9 +406,7 @@ describe.skipIf(!hasChromium)(`the console's dead letters${noChromiumNote}`, () 
     t = await startTestService({ OPENAI_API_KEY: '' }, { registry: jobsWithoutRetries() });
     browser = await launchChromium();
     for (const job of ['extract-blueprints', 'generate-drops', 'extract-blueprints']) {
-      const jobId = await trigger(t, job);
-      failed[job]!.push(jobId);
-      await eventually(async () => ((await call(t, '/api/jobs/dead-letters')).body as Json[]).some((d) => d.source_job_id === jobId));
+      failed[job]!.push((await deadLetteredRun(t, job)).jobId);
     }
     // What is sent back waits in its queue instead of failing again.
     for (const job of JOBS) await t.service.boss.offWork(job);

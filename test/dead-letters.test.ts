@@ -5,6 +5,7 @@ import { generateDropsJob } from '../src/jobs/generate-drops.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../testkit/fake-openai.ts';
 import { call, expectError, ISO, postJson, type Json } from './support/http.ts';
 import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
+import { deadLetteredRun } from './support/pipeline.ts';
 import { eventually, jobsWithoutRetries, startTestService, type TestService } from './support/service.ts';
 
 /**
@@ -45,10 +46,9 @@ describe('dead letters', () => {
 
   /** A manual run that fails, and waits until it is in the dead-letter queue. */
   async function failRun(t: TestService, job: string): Promise<Json> {
-    const run = await call(t, `/api/jobs/run/${job}`, { method: 'POST' });
-    expect(run.status).toBe(202);
-    failed.push({ jobId: run.body.jobId, job });
-    return eventually(async () => (await list(t)).find((d) => d.source_job_id === run.body.jobId));
+    const { jobId, letter } = await deadLetteredRun(t, job);
+    failed.push({ jobId, job });
+    return letter;
   }
 
   it('a run that fails with no retries left is listed with its job, data, time and error', async () => {
@@ -208,9 +208,7 @@ describe('sending back every dead letter that matches (POST /api/jobs/dead-lette
     t = await startTestService({ OPENAI_API_KEY: '' }, { database, llm, registry: jobsWithoutRetries() });
     // Three dead letters of extract-blueprints and two of generate-drops, one run at a time (a job holds one waiting run).
     for (const job of ['extract-blueprints', 'generate-drops', 'extract-blueprints', 'generate-drops', 'extract-blueprints']) {
-      const run = await call(t, `/api/jobs/run/${job}`, { method: 'POST' });
-      expect(run.status).toBe(202);
-      await eventually(async () => (await list(t)).find((d) => d.source_job_id === run.body.jobId));
+      await deadLetteredRun(t, job);
     }
     // From here on nothing runs: what is sent back stays in its queue for the test to see.
     await t.service.boss.offWork('extract-blueprints');

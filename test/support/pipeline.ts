@@ -29,6 +29,13 @@ export async function trigger(t: TestService, name: string): Promise<string> {
   return answer.jobId;
 }
 
+/** Triggers a manual run of `name` that will fail for good, and waits until GET /api/jobs/dead-letters lists it; returns its pg-boss job id and its dead letter. */
+export async function deadLetteredRun(t: TestService, name: string): Promise<{ jobId: string; letter: Json }> {
+  const jobId = await trigger(t, name);
+  const letter = await eventually(async () => ((await readJson(await t.http('/api/jobs/dead-letters?limit=100'))) as Json[]).find((d) => d.source_job_id === jobId));
+  return { jobId, letter };
+}
+
 /** Waits for the first attempt of the run of `jobId` to close, and returns its job_logs row. */
 export function closedLog(t: TestService, jobId: string, options?: { timeoutMs?: number }): Promise<Json> {
   return eventually(async () => (await runsOfJob(t.service.database.db, jobId)).find((run) => run.status !== 'STARTED'), options);
