@@ -219,13 +219,16 @@ export async function closeCancelledRuns(db: Db, ends: RunEnd[]): Promise<void> 
     where l.id = v.id and (l.status = 'STARTED' or (l.metadata->>'reaped' = 'true' and l.metadata->>'pgboss_state' = 'cancelled'))`);
 }
 
-/** The newest row of each pg-boss job (its last attempt), by job id: one scan of job_logs_job_id_idx for the ids (uuids: no commas). */
+/** The newest row of each pg-boss job (its last attempt): one scan of job_logs_job_id_idx for the ids (uuids: no commas). */
+const lastAttempts = (jobIds: string[]) => sql`
+  select distinct on (job_id) job_id, id from job_logs
+  where job_id = any(string_to_array(${jobIds.join(',')}, ','))
+  order by job_id, id desc`;
+
+/** The newest row of each pg-boss job (its last attempt), by job id. */
 export async function latestRunIdsOf(db: Db, jobIds: string[]): Promise<Map<string, number>> {
   if (jobIds.length === 0) return new Map();
-  const { rows } = await db.execute<{ job_id: string; id: number }>(sql`
-    select distinct on (job_id) job_id, id from job_logs
-    where job_id = any(string_to_array(${jobIds.join(',')}, ','))
-    order by job_id, id desc`);
+  const { rows } = await db.execute<{ job_id: string; id: number }>(lastAttempts(jobIds));
   return new Map(rows.map((row) => [row.job_id, row.id]));
 }
 
@@ -251,6 +254,5 @@ export async function markSentBackAs(db: Pick<Db, 'execute'>, jobIds: string[], 
   if (jobIds.length === 0) return;
   await db.execute(sql`
     update job_logs set metadata = metadata || ${JSON.stringify({ sent_back_as: sentBackAs })}::jsonb
-    where id in (select distinct on (job_id) id from job_logs
-                 where job_id = any(string_to_array(${jobIds.join(',')}, ',')) order by job_id, id desc)`);
+    where id in (select id from (${lastAttempts(jobIds)}) as last)`);
 }
