@@ -146,8 +146,8 @@ export function createDeadLetters({ db, boss, registry, logger }: { db: Db; boss
     async list(filter = {}) {
       const jobNames = filter.jobNames ?? [...registry.keys()];
       const keep = matches(filter);
-      const letters = (await Promise.all(jobNames.map(async (name) => (await deadLettersOf(name)).filter(keep).map((job) => toDeadLetter(job, name))))).flat();
-      return letters.sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id));
+      const found = await Promise.all(jobNames.map(async (name) => (await deadLettersOf(name)).filter(keep).map((job) => ({ job, name }))));
+      return found.flat().sort((a, b) => newestFirst(a.job, b.job)).map(({ job, name }) => toDeadLetter(job, name));
     },
 
     async retry(id) {
@@ -170,7 +170,7 @@ export function createDeadLetters({ db, boss, registry, logger }: { db: Db; boss
         const letters = (await deadLettersOf(jobName)).filter(matches(filter));
         if (letters.length === 0) continue;
         // Newest first: the one sent back is the one an operator looking at the list sees on top.
-        letters.sort((a, b) => new Date(b.createdOn).getTime() - new Date(a.createdOn).getTime() || b.id.localeCompare(a.id));
+        letters.sort(newestFirst);
         const [newest, ...others] = letters as [JobWithMetadata<unknown>, ...JobWithMetadata<unknown>[]];
         try {
           const jobId = await db.transaction(async (tx) => {
@@ -193,6 +193,11 @@ export function createDeadLetters({ db, boss, registry, logger }: { db: Db; boss
       return outcomes;
     },
   };
+}
+
+/** Newest first, then by id: the list's order, and which dead letter a send-back of many picks. */
+function newestFirst(a: JobWithMetadata<unknown>, b: JobWithMetadata<unknown>): number {
+  return new Date(b.createdOn).getTime() - new Date(a.createdOn).getTime() || b.id.localeCompare(a.id);
 }
 
 function toDeadLetter(job: JobWithMetadata<unknown>, jobName: string): DeadLetter {
